@@ -1,0 +1,1 @@
+//! SQS transport (aws-sdk-sqs). Written in the SQS work.

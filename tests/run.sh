@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (README "Tests"). Starts its own servers.
+#   bash tests/run.sh
+# Env: ASYA_SKIP_K8S=1 skips building/starting the loopback Kubernetes API server
+# (the controller's tests then skip themselves and say so).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+log() { echo "[tests $(date +%H:%M:%S)] $*" >&2; }
+
+# 1. servers: RabbitMQ, moto (SQS+S3), the Python venv
+eval "$(bash tests/servers/up.sh)"
+
+# 2. a real Kubernetes API server (built once, cached under ~/.cache)
+if [ "${ASYA_SKIP_K8S:-0}" != 1 ]; then
+  export K8S_RUN_DIR=${K8S_RUN_DIR:-$HOME/.cache/asya-k8s-run}
+  bash tests/k8s/up.sh
+  export ASYA_TEST_KUBECONFIG=$K8S_RUN_DIR/kubeconfig
+  trap 'bash tests/k8s/down.sh' EXIT
+fi
+
+# 3. static checks
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# 4. Rust tests (unit, golden, integration against the servers above)
+log "cargo nextest"
+cargo nextest run --workspace --locked --no-fail-fast
+
+# 5. Python runtime tests
+log "pytest runtime"
+"$ASYA_TEST_PYTHON" -m pytest -q tests/runtime

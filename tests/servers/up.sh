@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Starts every server the test suite needs, idempotently:
+#   - RabbitMQ on 127.0.0.1:5672 (guest/guest): installed from Debian if missing,
+#     started if down, left alone if already running;
+#   - moto server (SQS + S3 emulator, from PyPI) on 127.0.0.1:${ASYA_MOTO_PORT:-5055},
+#     installed into the project-local virtualenv .venv, started in the background.
+# Also creates .venv with pytest for the runtime's tests.
+# Prints `export` lines for the tests' environment; `source <(tests/servers/up.sh)` works.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+RUN="$ROOT/tests/servers/.run"
+mkdir -p "$RUN"
+log() { echo "[servers $(date +%H:%M:%S)] $*" >&2; }
+MOTO_PORT=${ASYA_MOTO_PORT:-5055}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { # port seconds
+  for _ in $(seq 1 $(( $2 * 4 ))); do port_open "$1" && return 0; sleep 0.25; done
+  return 1
+}
+
+# ---------------------------------------------------------------- RabbitMQ
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+  log "installing rabbitmq-server"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
+fi
+if ! port_open 5672; then
+  log "starting RabbitMQ"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  wait_port 5672 90 || { log "RabbitMQ did not open 5672"; exit 1; }
+fi
+# the app may be stopped (a fault-injection test that died half way): start it
+rabbitmqctl -q start_app >/dev/null 2>&1 || true
+wait_port 5672 60 || { log "RabbitMQ not listening"; exit 1; }
+log "RabbitMQ ready on 127.0.0.1:5672"
+
+# ---------------------------------------------------------------- Python venv
+VENV="$ROOT/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c 'import moto, pytest, flask, flask_cors' >/dev/null 2>&1; then
+  log "pip install moto[server] pytest"
+  "$VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]>=5,<6' 'pytest>=8' >&2
+fi
+
+# ---------------------------------------------------------------- moto
+if ! port_open "$MOTO_PORT"; then
+  log "starting moto on 127.0.0.1:$MOTO_PORT"
+  nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN/moto.log" 2>&1 &
+  echo $! >"$RUN/moto.pid"
+  wait_port "$MOTO_PORT" 30 || { log "moto did not start"; tail -20 "$RUN/moto.log" >&2; exit 1; }
+fi
+log "moto ready on 127.0.0.1:$MOTO_PORT"
+
+cat <<ENV
+export ASYA_TEST_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/%2f
+export ASYA_TEST_AWS_ENDPOINT=http://127.0.0.1:$MOTO_PORT
+export AWS_ACCESS_KEY_ID=\${AWS_ACCESS_KEY_ID:-testing}
+export AWS_SECRET_ACCESS_KEY=\${AWS_SECRET_ACCESS_KEY:-testing}
+export AWS_REGION=\${AWS_REGION:-us-east-1}
+export ASYA_TEST_PYTHON=$VENV/bin/python
+ENV
