@@ -43,6 +43,8 @@ DEFAULT_SHUTDOWN_GRACE = 25.0
 PROBE_TIMEOUT = 2.0
 
 _HEADER = struct.Struct(">I")
+# Stream buffer size: big enough that a large frame is not read in many small pauses.
+_READ_LIMIT = 4 * 1024 * 1024
 _HANDLER_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
 
@@ -133,8 +135,15 @@ def error_info(exc: BaseException, user_frames_only: bool = False) -> dict:
             first_user = first_user.tb_next
         if first_user is not None:
             tb = first_user
-    text = "".join(traceback.format_exception(cls, exc, tb))
-    return {"type": error_type_name(cls), "mro": mro, "message": str(exc), "traceback": text}
+    try:
+        text = "".join(traceback.format_exception(cls, exc, tb))
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break error reporting
+        text = f"{error_type_name(cls)} (traceback unavailable)"
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001
+        message = f"<unprintable {cls.__name__}>"
+    return {"type": error_type_name(cls), "mro": mro, "message": message, "traceback": text}
 
 
 # --------------------------------------------------------------------------- config
@@ -647,7 +656,7 @@ class Runtime:
                 os.unlink(stale)
             except FileNotFoundError:
                 pass
-        self.server = await asyncio.start_unix_server(self._on_connection, path=cfg.socket_path)
+        self.server = await asyncio.start_unix_server(self._on_connection, path=cfg.socket_path, limit=_READ_LIMIT)
         if cfg.socket_chmod is not None:
             os.chmod(cfg.socket_path, cfg.socket_chmod)
         for sig in (signal.SIGTERM, signal.SIGINT):

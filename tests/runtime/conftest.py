@@ -26,3 +26,14 @@ def start_runtime():
     yield start
     for rt in started:
         rt.stop()
+
+
+@pytest.fixture(scope="module")
+def echo_runtime():
+    """One `kinds.echo` runtime shared by a module's tests that only need echo."""
+    rt = RuntimeProcess("kinds.echo")
+    try:
+        rt.wait_ready()
+        yield rt
+    finally:
+        rt.stop()

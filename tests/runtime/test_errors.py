@@ -108,8 +108,8 @@ def test_unserialisable_second_frame_keeps_the_first_and_ends_with_error(start_r
     ("not an object", "must be a JSON object"),
     (None, "must be a JSON object"),
 ])
-def test_invalid_envelope_is_a_runtime_error_and_the_runtime_stays_up(start_runtime, env, needle):
-    rt = start_runtime("kinds.echo")
+def test_invalid_envelope_is_a_runtime_error_and_the_runtime_stays_up(echo_runtime, env, needle):
+    rt = echo_runtime
     with rt.client() as c:
         out = c.invoke(env)
         assert len(out) == 1
@@ -125,8 +125,8 @@ def test_invalid_envelope_is_a_runtime_error_and_the_runtime_stays_up(start_runt
     (b"[1, 2]", "must be a JSON object"),
     (b'{"op": "dance"}', "unknown op 'dance'"),
 ])
-def test_protocol_errors_are_runtime_errors(start_runtime, request_body, needle):
-    rt = start_runtime("kinds.echo")
+def test_protocol_errors_are_runtime_errors(echo_runtime, request_body, needle):
+    rt = echo_runtime
     with rt.client() as c:
         c.send_raw(struct.pack(">I", len(request_body)) + request_body)
         reply = c.recv()
@@ -157,3 +157,13 @@ def test_oversize_result_frame_is_a_handler_error(start_runtime):
         assert out[-1]["origin"] == "handler"
         assert "ASYA_MAX_FRAME_BYTES" in out[-1]["error"]["message"]
         assert frames(c.invoke(envelope({"size": 10})))[0]["payload"] == {"blob": "x" * 10}
+
+
+def test_exception_with_broken_str_is_still_reported(start_runtime):
+    rt = start_runtime("errors.raises_unprintable")
+    with rt.client() as c:
+        err = c.invoke(envelope(1))[-1]
+        assert c.ping() == {"type": "pong"}
+    assert err["origin"] == "handler"
+    assert err["error"]["type"] == "errors.Unprintable"
+    assert "unprintable" in err["error"]["message"]

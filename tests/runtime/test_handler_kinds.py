@@ -19,14 +19,14 @@ def test_function_result_is_one_frame_with_shifted_route(start_runtime):
     ]
 
 
-def test_last_actor_shifts_to_empty_curr(start_runtime):
-    rt = start_runtime("kinds.echo")
+def test_last_actor_shifts_to_empty_curr(echo_runtime):
+    rt = echo_runtime
     out = invoke(rt, envelope("x", prev=["p"], curr="a", nxt=[]))
     assert frames(out)[0]["route"] == {"prev": ["p", "a"], "curr": "", "next": []}
 
 
-def test_status_is_carried_into_frames(start_runtime):
-    rt = start_runtime("kinds.echo")
+def test_status_is_carried_into_frames(echo_runtime):
+    rt = echo_runtime
     out = invoke(rt, envelope(1, status={"phase": "processing", "attempt": 2}))
     assert frames(out)[0]["status"] == {"phase": "processing", "attempt": 2}
 
@@ -104,15 +104,15 @@ def test_handler_module_found_in_working_directory(start_runtime, tmp_path):
     assert frames(invoke(rt, envelope(7)))[0]["payload"] == {"cwd": 7}
 
 
-def test_persistent_connection_serves_many_requests(start_runtime):
-    rt = start_runtime("kinds.echo")
+def test_persistent_connection_serves_many_requests(echo_runtime):
+    rt = echo_runtime
     with rt.client() as c:
         for i in range(50):
             assert frames(c.invoke(envelope(i, id=f"e{i}")))[0]["payload"] == i
         assert c.ping() == {"type": "pong"}
 
 
-def test_unicode_and_large_payload_round_trip(start_runtime):
-    rt = start_runtime("kinds.echo")
+def test_unicode_and_large_payload_round_trip(echo_runtime):
+    rt = echo_runtime
     payload = {"text": "héllo 🌍 ✓", "blob": "x" * 2_000_000}
     assert frames(invoke(rt, envelope(payload)))[0]["payload"] == payload

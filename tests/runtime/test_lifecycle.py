@@ -130,6 +130,12 @@ def test_sigterm_during_slow_handler_delivers_its_reply_then_exits_0(start_runti
         rt.signal(signal.SIGTERM)
         # stop accepting: the ready file goes away and new connections are refused
         assert wait_until(lambda: not os.path.exists(rt.ready_path), timeout=5)
+        try:
+            rt.client(timeout=5).close()
+            refused = False
+        except OSError:
+            refused = True
+        assert refused, "a new connection was accepted after SIGTERM"
         out = c.read_until_terminal()
     assert frames(out)[0]["payload"] == {"slept": 1.5}
     assert out[-1] == {"type": "done", "frames": 1}

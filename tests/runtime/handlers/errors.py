@@ -34,3 +34,12 @@ def fails_once_per_call(payload):
     if payload.get("fail"):
         raise RateLimitError("asked to fail")
     return payload
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no str for you")
+
+
+def raises_unprintable(payload):
+    raise Unprintable()
