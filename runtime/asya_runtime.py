@@ -874,15 +874,23 @@ class Runtime:
         await emit(value)
         return None
 
+    # A failed ABI command or an unserialisable yield is thrown back into the
+    # generator at its ``yield``: the traceback then points at the user's line, and
+    # a generator that wants to can catch it and go on.
+
     async def _drive_async_gen(self, agen, state, emit, fly) -> None:
-        reply = None
+        reply, error = None, None
         try:
             while True:
                 try:
-                    value = await agen.asend(reply)
+                    value = await (agen.athrow(error) if error is not None else agen.asend(reply))
                 except StopAsyncIteration:
                     return
-                reply = await self._yielded(value, state, emit, fly)
+                reply, error = None, None
+                try:
+                    reply = await self._yielded(value, state, emit, fly)
+                except (AbiError, SerializationError) as exc:
+                    error = exc.with_traceback(None)  # report it at the yield, not in here
         finally:
             await agen.aclose()
 
@@ -890,19 +898,23 @@ class Runtime:
         loop = self.loop
         done = object()
 
-        def step(reply):
+        def step(reply, error):
             try:
-                return gen.send(reply)
+                return gen.throw(error) if error is not None else gen.send(reply)
             except StopIteration:
                 return done
 
-        reply = None
+        reply, error = None, None
         try:
             while True:
-                value = await loop.run_in_executor(self.pool, step, reply)
+                value = await loop.run_in_executor(self.pool, step, reply, error)
                 if value is done:
                     return
-                reply = await self._yielded(value, state, emit, fly)
+                reply, error = None, None
+                try:
+                    reply = await self._yielded(value, state, emit, fly)
+                except (AbiError, SerializationError) as exc:
+                    error = exc.with_traceback(None)  # report it at the yield, not in here
         finally:
             await loop.run_in_executor(self.pool, gen.close)
 

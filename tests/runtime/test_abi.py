@@ -117,3 +117,15 @@ def test_set_route_next_to_non_list_is_refused(start_runtime):
     err = _abi_error(start_runtime("abi.set_next_not_list"))
     assert err["type"] == "asya.AbiError"
     assert "list" in err["message"]
+
+
+def test_abi_error_points_at_the_handlers_yield(start_runtime):
+    err = _abi_error(start_runtime("abi.bad_verb"))
+    assert 'yield ("JUMP", ".x")' in err["traceback"]
+
+
+def test_generator_may_catch_an_abi_error_and_go_on(start_runtime):
+    rt = start_runtime("abi.catches_abi_error")
+    out = invoke(rt, envelope(1))
+    assert [f["payload"] for f in frames(out)] == [{"caught": "AbiError"}]
+    assert out[-1] == {"type": "done", "frames": 1}

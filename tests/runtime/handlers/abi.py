@@ -72,3 +72,10 @@ async def async_abi(payload):
 def yields_none_and_tuple_payload(payload):
     yield None
     yield (1, 2)
+
+
+def catches_abi_error(payload):
+    try:
+        yield ("SET", ".id", "nope")
+    except RuntimeError as exc:  # asya.AbiError is a RuntimeError
+        yield {"caught": type(exc).__name__}
