@@ -3,12 +3,14 @@
 
 One echo handler, served in the same run by
   (a) our runtime (runtime/asya_runtime.py): 4-byte length + JSON over one
-      persistent Unix-socket connection;
+      persistent Unix-socket connection, with a `def` handler (thread pool) and
+      an `async def` one (event loop);
   (b) a minimal stdlib http.server on a Unix socket answering POST /invoke with
       {"frames": [...]} the way upstream's runtime does, called with a new
       connection per request (upstream's sidecar) and with HTTP keep-alive.
-For each, N sequential round trips of a small envelope and of a 100 KB one;
-prints round trips per second, p50/p99 latency, and the ratios.
+For each, N sequential round trips of a small envelope and of a 100 KB one, the
+transports taking turns in 10 rounds; prints round trips per second, p50/p99
+latency, and the ratios.
 
     python3 bench/runtime_socket.py [--small 5000] [--large 500] [--large-bytes 100000]
 
@@ -34,7 +36,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "runtime"))
 
 from client import RuntimeClient, RuntimeProcess  # noqa: E402
 
-ECHO_MODULE = "def echo(payload):\n    return payload\n"
+ECHO_MODULE = "def echo(payload):\n    return payload\n\n\nasync def aecho(payload):\n    return payload\n"
 
 # A stand-in for upstream's runtime: stdlib single-threaded HTTP server on a Unix
 # socket, same envelope in, same frame out (route shifted), JSON body.
@@ -98,10 +100,9 @@ def payload_for(size: int) -> dict:
 
 
 class AsyaRunner:
-    name = "asya length-prefixed JSON, persistent"
-
-    def __init__(self, path: str):
+    def __init__(self, path: str, name: str):
         self.client = RuntimeClient(path)
+        self.name = name
 
     def one(self, env: dict) -> None:
         out = self.client.invoke(env)
@@ -174,15 +175,22 @@ def main() -> int:
     http_paths = [os.path.join(work, "http-new.sock"), os.path.join(work, "http-keep.sock")]
     http_procs = [subprocess.Popen([sys.executable, "-c", HTTP_SERVER, p, work]) for p in http_paths]
     runtime = RuntimeProcess("bench_echo.echo", pythonpath=work, env={"ASYA_LOG_LEVEL": "warning"})
+    aruntime = RuntimeProcess("bench_echo.aecho", pythonpath=work, env={"ASYA_LOG_LEVEL": "warning"})
     try:
         runtime.wait_ready()
+        aruntime.wait_ready()
         deadline = time.monotonic() + 30
         while not all(os.path.exists(p + ".ready") for p in http_paths):
             if time.monotonic() > deadline or any(p.poll() is not None for p in http_procs):
                 raise RuntimeError("http server did not start")
             time.sleep(0.02)
 
-        runners = [AsyaRunner(runtime.socket_path), HttpRunner(http_paths[0], False), HttpRunner(http_paths[1], True)]
+        runners = [
+            AsyaRunner(runtime.socket_path, "asya length-prefixed JSON, persistent (def)"),
+            HttpRunner(http_paths[0], False),
+            HttpRunner(http_paths[1], True),
+            AsyaRunner(aruntime.socket_path, "asya length-prefixed JSON, persistent (async def)"),
+        ]
         rows = []
         sizes = (("small", args.small, 0), (f"{args.large_bytes // 1000} KB", args.large, args.large_bytes))
         for label, n, size in sizes:
@@ -193,21 +201,24 @@ def main() -> int:
             r.close()
     finally:
         runtime.stop()
+        aruntime.stop()
         for proc in http_procs:
             proc.terminate()
             proc.wait(timeout=10)
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    print(f"| payload | transport | n | round trips/s | p50 ms | p99 ms |")
-    print(f"|---|---|---:|---:|---:|---:|")
+    print("| payload | transport | n | round trips/s | p50 ms | p99 ms |")
+    print("|---|---|---:|---:|---:|---:|")
     for label, name, (rps, p50, p99), n in rows:
         print(f"| {label} | {name} | {n} | {rps:,.0f} | {p50:.3f} | {p99:.3f} |")
     print()
-    for i in range(0, len(rows), 3):
+    per_size = len(rows) // 2
+    for i in range(0, len(rows), per_size):
         ours = rows[i][2][0]
         print(
-            f"{rows[i][0]}: length-prefixed is {ours / rows[i + 1][2][0]:.2f}x HTTP new-connection "
-            f"and {ours / rows[i + 2][2][0]:.2f}x HTTP keep-alive (round trips/s)"
+            f"{rows[i][0]}: length-prefixed (def handler) is {ours / rows[i + 1][2][0]:.2f}x HTTP new-connection "
+            f"and {ours / rows[i + 2][2][0]:.2f}x HTTP keep-alive in round trips/s; "
+            f"p50 {rows[i][2][1]:.3f} vs {rows[i + 1][2][1]:.3f} / {rows[i + 2][2][1]:.3f} ms"
         )
     return 0
 

@@ -116,3 +116,8 @@ def test_unicode_and_large_payload_round_trip(echo_runtime):
     rt = echo_runtime
     payload = {"text": "héllo 🌍 ✓", "blob": "x" * 2_000_000}
     assert frames(invoke(rt, envelope(payload)))[0]["payload"] == payload
+
+
+def test_method_of_module_level_object(start_runtime):
+    rt = start_runtime("kinds.service.run")
+    assert frames(invoke(rt, envelope(1)))[0]["payload"] == {"svc": 1}

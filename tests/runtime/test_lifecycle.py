@@ -2,7 +2,6 @@
 
 import os
 import signal
-import threading
 import time
 
 from client import RuntimeProcess, envelope, frames
@@ -175,15 +174,49 @@ def test_grace_period_bounds_shutdown(start_runtime):
 def test_pings_answered_while_many_handlers_are_busy(start_runtime):
     rt = start_runtime("kinds.async_sleep", env={"ASYA_RUNTIME_CONCURRENCY": "2"})
     clients = [rt.client() for _ in range(4)]
-    stop = threading.Event()
     try:
         for c in clients:
             c.send({"op": "invoke", "envelope": envelope({"sleep": 1.0})})
         with rt.client(timeout=5) as p:
             assert p.ping() == {"type": "pong"}  # pings bypass the concurrency limit
         for c in clients:
-            c.read_until_terminal()
+            assert c.read_until_terminal()[-1] == {"type": "done", "frames": 1}
     finally:
-        stop.set()
         for c in clients:
             c.close()
+
+
+def test_socket_name_and_mode_follow_the_environment(start_runtime):
+    import stat
+
+    rt = start_runtime("kinds.echo", env={"ASYA_SOCKET_NAME": "custom.sock", "ASYA_SOCKET_CHMOD": "0o660"})
+    path = os.path.join(rt.dir, "custom.sock")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+    rt.socket_path = path
+    with rt.client() as c:
+        assert c.ping() == {"type": "pong"}
+    assert rt.probe().returncode == 0
+
+
+def test_json_log_format_with_handler_error(start_runtime):
+    import json
+
+    rt = start_runtime("kinds.logs_and_raises", env={"ASYA_LOG_FORMAT": "json", "ASYA_LOG_LEVEL": "DEBUG"})
+    with rt.client() as c:
+        c.invoke(envelope(1, id="json-log-id"))
+    rt.signal(signal.SIGTERM)
+    assert rt.wait() == 0
+    records = [json.loads(line) for line in rt.stderr().splitlines() if line.strip()]
+    errors = [r for r in records if r["level"] == "error"]
+    assert any("json-log-id" in r["msg"] and "ValueError: for the json log" in r["msg"] for r in errors)
+    assert any(r["level"] == "debug" and "Traceback" in r["msg"] for r in records)
+
+
+def test_stale_socket_and_ready_file_are_replaced_at_startup(start_runtime):
+    first = start_runtime("kinds.echo")
+    first.proc.kill()
+    first.wait()
+    assert os.path.exists(first.ready_path)  # left behind by SIGKILL
+    second = start_runtime("kinds.echo", env={"ASYA_SOCKET_DIR": first.dir}, ready=False)
+    second.ready_path, second.socket_path = first.ready_path, first.socket_path
+    assert wait_until(lambda: second.probe().returncode == 0, timeout=20)

@@ -92,3 +92,18 @@ def big(payload):
 
 
 not_callable = 42
+
+
+class _Service:
+    def __init__(self):
+        self.prefix = "svc"
+
+    def run(self, payload):
+        return {self.prefix: payload}
+
+
+service = _Service()
+
+
+def logs_and_raises(payload):
+    raise ValueError("for the json log")
