@@ -1,1 +1,23 @@
-//! placeholder
+//! The Asya controller. For each AsyncActor it reads the flavors the actor
+//! lists, renders it with the same pure function as `asya render`,
+//! server-side applies every object under one field manager with owner
+//! references, prunes what the render dropped (by ApplySet label), ensures the
+//! actor's queue through its transport's queue driver, and writes a
+//! deterministic status from what it observes. Flavor changes re-render the
+//! actors that list them; deleted or edited children are put back.
+
+pub mod apply;
+pub mod client;
+pub mod error;
+pub mod metrics;
+pub mod pods;
+pub mod queue;
+pub mod leader;
+pub mod reconcile;
+pub mod render;
+pub mod resources;
+pub mod run;
+pub mod server;
+pub mod status;
+
+pub use error::{Error, Result};

@@ -1,0 +1,51 @@
+//! The controller's one error type; each variant names the layer that failed.
+
+use asya_transport::TransportError;
+
+/// Everything a reconcile (or the controller's start-up) can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the Kubernetes API failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The render produced an object we cannot apply (no apiVersion, kind or name).
+    #[error("rendered object is malformed: {0}")]
+    MalformedObject(String),
+    /// The queue driver (RabbitMQ or SQS) failed.
+    #[error("queue driver for transport {transport}: {source}")]
+    Queue {
+        transport: String,
+        #[source]
+        source: TransportError,
+    },
+    /// The actor names a transport the platform configures no driver for.
+    #[error("no queue driver for transport {0:?} (platform config lists no such transport)")]
+    NoQueueDriver(String),
+    /// The platform configuration file could not be read or parsed.
+    #[error("platform config {path}: {message}")]
+    Platform { path: String, message: String },
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// The metrics/health HTTP server failed.
+    #[error("metrics server: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+impl Error {
+    /// A short, stable label for the `errors` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::MalformedObject(_) => "malformed_object",
+            Error::Queue { .. } => "queue",
+            Error::NoQueueDriver(_) => "no_queue_driver",
+            Error::Platform { .. } => "platform",
+            Error::Finalizer(_) => "finalizer",
+            Error::Serve(_) => "serve",
+        }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

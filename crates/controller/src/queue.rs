@@ -1,0 +1,96 @@
+//! Queue drivers: one per transport the platform configures.
+//!
+//! The topology itself (durable queue, bindings, delay and dead-letter
+//! companions, SQS attributes) lives in `asya-transport`'s [`QueueAdmin`]
+//! implementations, shared with the sidecar. This module only makes them
+//! object-safe so the controller can hold one per transport name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use asya_transport::{QueueAdmin, QueueDepth, TransportError};
+use futures::future::BoxFuture;
+
+/// An object-safe [`QueueAdmin`].
+pub trait QueueDriver: Send + Sync {
+    fn ensure<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<(), TransportError>>;
+    fn depth<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueDepth, TransportError>>;
+    fn delete<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<(), TransportError>>;
+}
+
+impl<T: QueueAdmin> QueueDriver for T {
+    fn ensure<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(self.ensure_queue(queue))
+    }
+    fn depth<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueDepth, TransportError>> {
+        Box::pin(QueueAdmin::depth(self, queue))
+    }
+    fn delete<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(self.delete_queue(queue))
+    }
+}
+
+/// What happens to an actor's queue when the actor is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    /// Delete the queue (and any messages in it).
+    #[default]
+    Delete,
+    /// Keep the queue and its messages.
+    Retain,
+}
+
+/// The drivers by transport name (`rabbitmq`, `sqs`, or a platform's own name).
+#[derive(Clone, Default)]
+pub struct QueueDrivers {
+    drivers: BTreeMap<String, (Arc<dyn QueueDriver>, DeletionPolicy)>,
+}
+
+impl QueueDrivers {
+    /// Registers the driver for transport `name`.
+    pub fn insert(&mut self, name: impl Into<String>, driver: Arc<dyn QueueDriver>, policy: DeletionPolicy) {
+        self.drivers.insert(name.into(), (driver, policy));
+    }
+
+    /// The driver and deletion policy for transport `name`.
+    pub fn get(&self, name: &str) -> Option<(&Arc<dyn QueueDriver>, DeletionPolicy)> {
+        self.drivers.get(name).map(|(d, p)| (d, *p))
+    }
+
+    /// Transport names with a driver.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.drivers.keys().map(String::as_str)
+    }
+}
+
+/// A RabbitMQ driver that connects on first use (and again after a failed
+/// connect), so a broker that is down when the controller starts only marks
+/// actors `TransportError` instead of stopping the controller.
+pub struct LazyRabbitMq {
+    config: asya_transport::rabbitmq::RabbitMqConfig,
+    admin: tokio::sync::OnceCell<asya_transport::rabbitmq::RabbitMq>,
+}
+
+impl LazyRabbitMq {
+    pub fn new(url: impl Into<String>) -> Self {
+        let mut config = asya_transport::rabbitmq::RabbitMqConfig::new(url, "");
+        config.connection_name = "asya-controller".into();
+        LazyRabbitMq { config, admin: tokio::sync::OnceCell::new() }
+    }
+
+    async fn admin(&self) -> Result<&asya_transport::rabbitmq::RabbitMq, TransportError> {
+        self.admin.get_or_try_init(|| asya_transport::rabbitmq::RabbitMq::connect(self.config.clone())).await
+    }
+}
+
+impl QueueAdmin for LazyRabbitMq {
+    async fn ensure_queue(&self, queue: &str) -> Result<(), TransportError> {
+        self.admin().await?.ensure_queue(queue).await
+    }
+    async fn depth(&self, queue: &str) -> Result<QueueDepth, TransportError> {
+        QueueAdmin::depth(self.admin().await?, queue).await
+    }
+    async fn delete_queue(&self, queue: &str) -> Result<(), TransportError> {
+        self.admin().await?.delete_queue(queue).await
+    }
+}

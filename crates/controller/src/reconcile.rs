@@ -1,0 +1,301 @@
+//! One reconcile of one AsyncActor: render, apply, prune, queue, status.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Map, Value, json};
+
+use crate::apply::{self, ObjectKey};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::queue::{DeletionPolicy, QueueDrivers};
+use crate::render::{RenderedActor, Renderer};
+use crate::resources;
+use crate::status::{self, Observed, Outcome, RenderSummary};
+
+/// Finalizer that guards queue deletion.
+pub const FINALIZER: &str = "asya.sh/queue";
+/// Annotation that hands applying to GitOps.
+pub const RENDERED_BY: &str = "asya.sh/rendered-by";
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub renderer: Arc<dyn Renderer>,
+    pub queues: QueueDrivers,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    /// All Flavors, kept current by a reflector.
+    pub flavors: Store<DynamicObject>,
+    /// Periodic resync interval (safety net; events drive everything else).
+    pub resync: Duration,
+    /// Consecutive failures per actor, for exponential backoff.
+    pub failures: Mutex<HashMap<ObjectRef<DynamicObject>, u32>>,
+}
+
+/// Reconciles one actor (the entry point given to the kube-runtime Controller).
+pub async fn reconcile(actor: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let namespace = actor.namespace().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &resources::async_actor());
+    let result = finalizer(&api, FINALIZER, actor.clone(), |event| async {
+        match event {
+            finalizer::Event::Apply(a) => apply_actor(&a, &ctx).await,
+            finalizer::Event::Cleanup(a) => cleanup_actor(&a, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
+        other => Error::Finalizer(other.to_string()),
+    });
+    ctx.metrics.observe_reconcile(started.elapsed());
+    let key = ObjectRef::from_obj_with(actor.as_ref(), resources::async_actor());
+    if let Ok(mut failures) = ctx.failures.lock() {
+        failures.remove(&key);
+    }
+    result
+}
+
+/// Per-actor exponential backoff: 1 s, 2 s, 4 s … capped at 5 minutes.
+pub fn error_policy(actor: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.observe_error(error.kind());
+    let key = ObjectRef::from_obj_with(actor.as_ref(), resources::async_actor());
+    let n = match ctx.failures.lock() {
+        Ok(mut failures) => {
+            let n = failures.entry(key).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        }
+        Err(_) => 1,
+    };
+    let delay = Duration::from_secs(1u64 << n.saturating_sub(1).min(9)).min(Duration::from_secs(300));
+    tracing::warn!(actor = %actor.name_any(), namespace = ?actor.namespace(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The flavors the actor lists that exist, in its order.
+fn listed_flavors(actor: &Value, store: &Store<DynamicObject>) -> Vec<Value> {
+    let names = actor.pointer("/spec/flavors").and_then(Value::as_array).cloned().unwrap_or_default();
+    names
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|name| store.get(&ObjectRef::new_with(name, resources::flavor())))
+        .filter_map(|f| serde_json::to_value(f.as_ref()).ok())
+        .collect()
+}
+
+/// Renders the actor as it is stored.
+pub fn render_actor(actor: &DynamicObject, ctx: &Context) -> std::result::Result<RenderedActor, String> {
+    let value = serde_json::to_value(actor).map_err(|e| e.to_string())?;
+    let flavors = listed_flavors(&value, &ctx.flavors);
+    ctx.renderer.render(&value, &flavors)
+}
+
+fn owner_reference(actor: &DynamicObject) -> OwnerReference {
+    OwnerReference {
+        api_version: format!("{}/{}", resources::GROUP, resources::VERSION),
+        kind: "AsyncActor".into(),
+        name: actor.name_any(),
+        uid: actor.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
+    let namespace = actor.namespace().unwrap_or_default();
+    let rendered = match render_actor(actor, ctx) {
+        Ok(r) => r,
+        Err(message) => {
+            let previous = actor.data.get("status");
+            let was_same = previous
+                .and_then(|s| s.get("conditions"))
+                .map(|c| c.to_string().contains(&serde_json::to_string(&message).unwrap_or_default()))
+                .unwrap_or(false);
+            if !was_same {
+                let event = Event {
+                    type_: EventType::Warning,
+                    reason: "InvalidSpec".into(),
+                    note: Some(truncate(&message, 1000)),
+                    action: "Render".into(),
+                    secondary: None,
+                };
+                if let Err(e) = ctx.recorder.publish(&event, &actor.object_ref(&resources::async_actor())).await {
+                    tracing::warn!(error = %e, "could not publish event");
+                }
+            }
+            write_status(actor, &Outcome::Invalid(message), ctx).await?;
+            return Ok(Action::requeue(ctx.resync));
+        }
+    };
+    let gitops = actor.annotations().get(RENDERED_BY).map(String::as_str) == Some("gitops");
+    let keys: Vec<ObjectKey> = rendered.objects.iter().map(apply::object_key).collect::<Result<_>>()?;
+    let mut live: HashMap<String, Value> = HashMap::new();
+    if !gitops {
+        let owner = owner_reference(actor);
+        let applied = apply::apply_all(&ctx.client, &namespace, &rendered.objects, &owner, false).await?;
+        let uid = actor.uid().unwrap_or_default();
+        let pruned = apply::prune(&ctx.client, &namespace, &rendered.applyset_id, &uid, &keys).await?;
+        for p in pruned {
+            tracing::info!(actor = %actor.name_any(), kind = %p.kind, name = %p.name, "pruned");
+        }
+        for a in applied {
+            if let Ok(v) = serde_json::to_value(&a.object) {
+                live.insert(a.key.kind.clone(), v);
+            }
+        }
+    }
+    let queue = ensure_queue(&rendered, ctx).await;
+    let observed = observe(&namespace, &rendered, &keys, live, queue, ctx).await?;
+    let summary = RenderSummary {
+        transport: rendered.transport.clone(),
+        queue_name: rendered.queue_name.clone(),
+        scaling_enabled: rendered.scaling_enabled,
+        workload_kind: rendered.workload_kind.clone(),
+        workload_name: rendered.workload_name.clone(),
+        objects: keys,
+        gitops,
+    };
+    write_status(actor, &Outcome::Reconciled(summary, observed), ctx).await?;
+    Ok(Action::requeue(ctx.resync))
+}
+
+async fn ensure_queue(r: &RenderedActor, ctx: &Context) -> Option<std::result::Result<asya_transport::QueueDepth, String>> {
+    let Some((driver, _)) = ctx.queues.get(&r.transport) else {
+        return Some(Err(format!("the controller has no queue driver for transport {:?}", r.transport)));
+    };
+    if let Err(e) = driver.ensure(&r.queue_name).await {
+        return Some(Err(e.to_string()));
+    }
+    Some(driver.depth(&r.queue_name).await.map_err(|e| e.to_string()))
+}
+
+/// Reads what status needs. Objects just applied come from the apply
+/// responses (SSA returns the live object, status included); the rest is read.
+async fn observe(
+    namespace: &str,
+    r: &RenderedActor,
+    keys: &[ObjectKey],
+    mut live: HashMap<String, Value>,
+    queue: Option<std::result::Result<asya_transport::QueueDepth, String>>,
+    ctx: &Context,
+) -> Result<Observed> {
+    let get = |kind: &str| -> Option<ObjectKey> { keys.iter().find(|k| k.kind == kind).cloned() };
+    let workload_key = get(&r.workload_kind);
+    let so_key = get("ScaledObject");
+    let mut fetch = async |key: &Option<ObjectKey>| -> Result<Option<Value>> {
+        let Some(key) = key else { return Ok(None) };
+        if let Some(v) = live.remove(&key.kind) {
+            return Ok(Some(v));
+        }
+        let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &ar);
+        Ok(api.get_opt(&key.name).await?.and_then(|o| serde_json::to_value(o).ok()))
+    };
+    let workload = fetch(&workload_key).await?;
+    let scaled_object = fetch(&so_key).await?;
+    let pods = match workload.as_ref().and_then(|w| w.pointer("/spec/selector/matchLabels")).and_then(Value::as_object) {
+        Some(labels) if !labels.is_empty() => {
+            let mut selector: Vec<String> =
+                labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+            selector.sort();
+            let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+            api.list(&ListParams::default().labels(&selector.join(","))).await?.items
+        }
+        _ => Vec::new(),
+    };
+    let hpa = match &so_key {
+        Some(so) => read_hpa(namespace, &format!("keda-hpa-{}", so.name), ctx).await?,
+        None => None,
+    };
+    Ok(Observed { workload, pods, scaled_object, hpa, queue })
+}
+
+/// KEDA names its HPA `keda-hpa-<ScaledObject>`. `autoscaling/v2` where
+/// served (1.23+), else `v2beta2` (1.20).
+async fn read_hpa(namespace: &str, name: &str, ctx: &Context) -> Result<Option<Value>> {
+    for version in ["v2", "v2beta2"] {
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resources::hpa(version));
+        match api.get_opt(name).await {
+            Ok(found) => return Ok(found.and_then(|o| serde_json::to_value(o).ok())),
+            // The version is not served: try the next one.
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}
+
+/// Writes the status only when it differs from the stored one, as a merge
+/// patch that also removes keys the new status no longer has.
+async fn write_status(actor: &DynamicObject, outcome: &Outcome, ctx: &Context) -> Result<()> {
+    let previous = actor.data.get("status").filter(|s| s.is_object());
+    let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now());
+    let new = status::build(outcome, actor.metadata.generation, previous, &now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    if previous == Some(&new) {
+        return Ok(());
+    }
+    let mut patch = new.clone();
+    if let (Some(Value::Object(old)), Value::Object(patch)) = (previous, &mut patch) {
+        for key in old.keys() {
+            if !patch.contains_key(key) {
+                patch.insert(key.clone(), Value::Null);
+            }
+        }
+    }
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &actor.namespace().unwrap_or_default(), &resources::async_actor());
+    api.patch_status(&actor.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": patch }))).await?;
+    ctx.metrics.status_writes.inc();
+    Ok(())
+}
+
+/// On deletion: delete the queue when the transport's policy says Delete.
+async fn cleanup_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
+    let (transport, queue) = match render_actor(actor, ctx) {
+        Ok(r) => (r.transport, r.queue_name),
+        Err(_) => {
+            // The spec no longer renders (e.g. its flavor is gone): fall back to what status recorded.
+            let status = actor.data.get("status").cloned().unwrap_or(Value::Object(Map::new()));
+            let field = |k: &str| status.get(k).and_then(Value::as_str).map(str::to_owned);
+            match (field("transport"), field("queueName")) {
+                (Some(t), Some(q)) => (t, q),
+                _ => {
+                    tracing::warn!(actor = %actor.name_any(), "deleted actor never got a queue recorded; nothing to delete");
+                    return Ok(Action::await_change());
+                }
+            }
+        }
+    };
+    match ctx.queues.get(&transport) {
+        Some((driver, DeletionPolicy::Delete)) => {
+            driver.delete(&queue).await.map_err(|source| Error::Queue { transport: transport.clone(), source })?;
+            tracing::info!(actor = %actor.name_any(), %queue, "queue deleted");
+        }
+        Some((_, DeletionPolicy::Retain)) => tracing::info!(actor = %actor.name_any(), %queue, "queue retained (policy Retain)"),
+        None => tracing::warn!(actor = %actor.name_any(), %transport, "no queue driver; queue left alone"),
+    }
+    Ok(Action::await_change())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
