@@ -619,6 +619,27 @@ def encode(obj) -> bytes:
     return _HEADER.pack(len(body)) + body
 
 
+class _Reader(asyncio.StreamReader):
+    """A StreamReader that tells its connection as soon as the peer has gone, so
+    an invocation whose caller disconnected (e.g. the sidecar timed out) is
+    cancelled instead of holding a concurrency slot until it ends."""
+
+    on_eof = None
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        callback, self.on_eof = self.on_eof, None
+        if callback is not None:
+            callback()
+
+
+def _close_quietly(gen) -> None:
+    try:
+        gen.close()
+    except Exception:  # noqa: BLE001 - e.g. still running in its thread after a cancel
+        pass
+
+
 class _Stop(Exception):
     """The client went away; stop the invocation's output."""
 
@@ -656,7 +677,10 @@ class Runtime:
                 os.unlink(stale)
             except FileNotFoundError:
                 pass
-        self.server = await asyncio.start_unix_server(self._on_connection, path=cfg.socket_path, limit=_READ_LIMIT)
+        def protocol():
+            return asyncio.StreamReaderProtocol(_Reader(limit=_READ_LIMIT), self._on_connection)
+
+        self.server = await self.loop.create_unix_server(protocol, path=cfg.socket_path)
         if cfg.socket_chmod is not None:
             os.chmod(cfg.socket_path, cfg.socket_chmod)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -720,6 +744,7 @@ class Runtime:
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self.conn_tasks.add(task)
+        reader.on_eof = task.cancel
         try:
             await self._serve_connection(reader, writer)
         except asyncio.CancelledError:
@@ -729,6 +754,7 @@ class Runtime:
         except Exception:  # noqa: BLE001 - a bug here must not take the runtime down
             LOG.exception("connection failed")
         finally:
+            reader.on_eof = None
             self.conn_tasks.discard(task)
             writer.close()
 
@@ -832,6 +858,12 @@ class Runtime:
             except _Stop:
                 LOG.warning("envelope %s: client disconnected before the result was delivered", env_id)
                 raise
+            except asyncio.CancelledError:
+                LOG.warning(
+                    "envelope %s: invocation cancelled (client disconnected or shutdown grace expired)%s",
+                    env_id, "" if self.handler.kind.startswith("async") else "; the sync handler's thread runs on",
+                )
+                raise
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - handler errors are data
                 info = error_info(exc, user_frames_only=True)
                 LOG.error(
@@ -892,7 +924,10 @@ class Runtime:
                 except (AbiError, SerializationError) as exc:
                     error = exc.with_traceback(None)  # report it at the yield, not in here
         finally:
-            await agen.aclose()
+            try:
+                await agen.aclose()
+            except Exception:  # noqa: BLE001 - a generator that misbehaves on close
+                pass
 
     async def _drive_sync_gen(self, gen, state, emit, fly) -> None:
         loop = self.loop
@@ -916,7 +951,9 @@ class Runtime:
                 except (AbiError, SerializationError) as exc:
                     error = exc.with_traceback(None)  # report it at the yield, not in here
         finally:
-            await loop.run_in_executor(self.pool, gen.close)
+            # Not awaited: after a cancel the generator may still be running in
+            # its thread, and close() then has to wait for a free worker.
+            self.pool.submit(_close_quietly, gen)
 
 
 # --------------------------------------------------------------------------- probe

@@ -220,3 +220,17 @@ def test_stale_socket_and_ready_file_are_replaced_at_startup(start_runtime):
     second = start_runtime("kinds.echo", env={"ASYA_SOCKET_DIR": first.dir}, ready=False)
     second.ready_path, second.socket_path = first.ready_path, first.socket_path
     assert wait_until(lambda: second.probe().returncode == 0, timeout=20)
+
+
+def test_caller_disconnect_cancels_an_async_invocation_and_frees_its_slot(start_runtime):
+    rt = start_runtime("kinds.async_sleep_marks_cancel", env={"ASYA_RUNTIME_CONCURRENCY": "1"})
+    mark = os.path.join(rt.dir, "cancelled")
+    c = rt.client()
+    c.send({"op": "invoke", "envelope": envelope({"sleep": 60, "mark": mark})})
+    time.sleep(0.3)
+    c.close()  # like a sidecar giving up on a timed-out handler
+    assert wait_until(lambda: os.path.exists(mark), timeout=10), rt.stderr()
+    with rt.client(timeout=15) as c2:  # the only slot is free again
+        out = c2.invoke(envelope({"sleep": 0.01, "mark": mark}))
+    assert out[-1] == {"type": "done", "frames": 1}
+    assert "invocation cancelled" in rt.stderr()

@@ -107,3 +107,13 @@ service = _Service()
 
 def logs_and_raises(payload):
     raise ValueError("for the json log")
+
+
+async def async_sleep_marks_cancel(payload):
+    try:
+        await asyncio.sleep(payload.get("sleep", 30))
+    except asyncio.CancelledError:
+        with open(payload["mark"], "w") as fh:
+            fh.write("cancelled")
+        raise
+    return {"slept": True}
