@@ -323,7 +323,7 @@ def load_handler(spec: str) -> Handler:
             raise HandlerLoadError(
                 f"importing module '{name}' failed: ModuleNotFoundError: {_one_line(exc)}"
             ) from None
-        except Exception as exc:  # noqa: BLE001 - any import-time failure is fatal and reported
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import-time failure is fatal and reported
             raise HandlerLoadError(
                 f"importing module '{name}' failed: {error_type_name(type(exc))}: {_one_line(exc)}"
             ) from None
@@ -363,7 +363,7 @@ def load_handler(spec: str) -> Handler:
                 raise HandlerLoadError(f"class '{mod_name}.{first}' has no attribute '{method}'")
             try:
                 instance = obj()
-            except Exception as exc:  # noqa: BLE001
+            except (Exception, SystemExit) as exc:  # noqa: BLE001
                 raise HandlerLoadError(
                     f"constructing '{mod_name}.{first}()' failed: {error_type_name(type(exc))}: {_one_line(exc)}"
                 ) from None
@@ -677,6 +677,7 @@ class Runtime:
                 os.unlink(stale)
             except FileNotFoundError:
                 pass
+
         def protocol():
             return asyncio.StreamReaderProtocol(_Reader(limit=_READ_LIMIT), self._on_connection)
 

@@ -33,6 +33,7 @@ def failed_start(handler, **kw):
     ("kinds.a.b.c", "too deep"),
     ("bad_class.NeedsArgs.process", "class 'bad_class.NeedsArgs' needs constructor arguments (model_path)"),
     ("bad_class.InitFails.process", "constructing 'bad_class.InitFails()' failed: RuntimeError: cannot load model"),
+    ("bad_class.ExitsInInit.process", "constructing 'bad_class.ExitsInInit()' failed: SystemExit: no config"),
     ("broken_import.handler", "importing module 'broken_import' failed: ModuleNotFoundError"),
 ])
 def test_bad_handler_exits_1_with_one_line_naming_handler_and_reason(handler, reason):

@@ -12,3 +12,11 @@ class InitFails:
 
     def process(self, payload):
         return payload
+
+
+class ExitsInInit:
+    def __init__(self):
+        raise SystemExit("no config")
+
+    def process(self, payload):
+        return payload
