@@ -226,7 +226,8 @@ def setup_logging(level: str, fmt: str) -> None:
     names = {"trace": "DEBUG", "warn": "WARNING", "fatal": "CRITICAL"}
     level_name = names.get(level.strip().lower(), level.strip().upper())
     numeric = logging.getLevelName(level_name)
-    if not isinstance(numeric, int):
+    unknown = not isinstance(numeric, int)
+    if unknown:
         numeric = logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     if fmt.strip().lower() == "json":
@@ -239,6 +240,8 @@ def setup_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    if unknown:
+        LOG.warning("ASYA_LOG_LEVEL=%r is not a log level (debug, info, warning, error); using info", level)
 
 
 # --------------------------------------------------------------------------- handler loading
