@@ -24,6 +24,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -205,6 +206,7 @@ def main() -> int:
         for proc in http_procs:
             proc.terminate()
             proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     print("| payload | transport | n | round trips/s | p50 ms | p99 ms |")
