@@ -234,3 +234,17 @@ def test_caller_disconnect_cancels_an_async_invocation_and_frees_its_slot(start_
         out = c2.invoke(envelope({"sleep": 0.01, "mark": mark}))
     assert out[-1] == {"type": "done", "frames": 1}
     assert "invocation cancelled" in rt.stderr()
+
+
+def test_request_on_an_open_connection_during_drain_is_still_served(start_runtime):
+    rt = start_runtime("kinds.sync_sleep", env={"ASYA_RUNTIME_CONCURRENCY": "2"})
+    with rt.client() as slow, rt.client() as late:
+        assert late.ping() == {"type": "pong"}  # connected before SIGTERM
+        slow.send({"op": "invoke", "envelope": envelope({"sleep": 2.0})})
+        time.sleep(0.3)
+        rt.signal(signal.SIGTERM)
+        assert wait_until(lambda: not os.path.exists(rt.ready_path), timeout=5)
+        out = late.invoke(envelope({"sleep": 0.01}, id="late"))
+        assert out[-1] == {"type": "done", "frames": 1}
+        assert slow.read_until_terminal()[-1] == {"type": "done", "frames": 1}
+    assert rt.wait() == 0
