@@ -1,0 +1,132 @@
+//! Argument definitions (clap derive). Subcommand implementations are in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "asya",
+    version,
+    about = "Render, validate and explain Asya AsyncActors",
+    long_about = "Asya runs Python handlers as autoscaled async actors on Kubernetes.\n\
+                  `asya render` turns AsyncActor YAML (+ flavors + platform config) into the\n\
+                  Kubernetes objects that run them, offline and deterministically.",
+    after_help = "Examples:\n  asya render -f examples/\n  asya render -f actor.yaml --flavors flavors/ --platform platform.yaml -o json\n  asya validate -f actors/\n  asya explain -f actor.yaml --flavors flavors/\n  asya crd | kubectl apply -f -\n  asya completions bash > /etc/bash_completion.d/asya"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands. The controller crate adds `Controller` and `Diff` behind
+/// `#[cfg(feature = "controller")]` (see `crates/cli/Cargo.toml`).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render actors into Kubernetes manifests (YAML stream on stdout).
+    #[command(
+        after_help = "Examples:\n  asya render -f examples/\n  asya render -f actor.yaml --flavors flavors/ -n prod\n  cat actor.yaml | asya render -f - -o json"
+    )]
+    Render(RenderArgs),
+    /// Check actors without printing manifests; exit status tells the verdict.
+    #[command(after_help = "Example:\n  asya validate -f actors/ --flavors flavors/")]
+    Validate(InputArgs),
+    /// Print the merged spec of each actor, with where every leaf came from.
+    #[command(
+        after_help = "Example:\n  asya explain -f golden/two-flavors/actor.yaml --flavors flavors/"
+    )]
+    Explain(ExplainArgs),
+    /// Print the CustomResourceDefinitions (AsyncActor, Flavor).
+    #[command(after_help = "Example:\n  asya crd | kubectl apply --server-side -f -")]
+    Crd(CrdArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  asya completions zsh > ~/.zfunc/_asya")]
+    Completions(CompletionsArgs),
+    /// Render N generated actors and report the time (see BENCHMARKS.md).
+    #[command(hide = true)]
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Actor file, directory (walked in sorted order) or `-` for stdin; repeatable.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        required = true,
+        value_name = "FILE|DIR|-"
+    )]
+    pub files: Vec<String>,
+    /// Flavor file or directory (Flavor or EnvironmentConfig documents); repeatable.
+    #[arg(long = "flavors", value_name = "DIR|FILE")]
+    pub flavors: Vec<PathBuf>,
+    /// Platform configuration (operator-level values: transports, sidecar, KEDA…).
+    #[arg(long, value_name = "FILE")]
+    pub platform: Option<PathBuf>,
+    /// Namespace for actors whose metadata has none.
+    #[arg(short = 'n', long, value_name = "NS", default_value = "default")]
+    pub namespace: String,
+    /// Directory of composition templates overriding the embedded ones file by file.
+    #[arg(long, value_name = "DIR")]
+    pub compositions: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// `yaml` prints annotated text, `json` the merged spec and provenance.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CrdKind {
+    All,
+    Asyncactor,
+    Flavor,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CrdArgs {
+    /// Which CRD to print.
+    #[arg(long, value_enum, default_value = "all")]
+    pub kind: CrdKind,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Number of generated actors.
+    #[arg(long, default_value_t = 1000)]
+    pub actors: usize,
+    /// Also write the equivalent kustomize base+overlays tree here.
+    #[arg(long, value_name = "DIR")]
+    pub kustomize_dir: Option<PathBuf>,
+    /// Flavor library used by the generated actors.
+    #[arg(long = "flavors", value_name = "DIR")]
+    pub flavors: Vec<PathBuf>,
+}

@@ -1,0 +1,80 @@
+//! `asya controller`: run the in-cluster controller (or against any kubeconfig).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use asya_controller::leader::LeaseConfig;
+use asya_controller::metrics::Metrics;
+use asya_controller::render::PlatformRenderer;
+use asya_controller::run::Options;
+
+/// Arguments of `asya controller`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControllerArgs {
+    /// Platform configuration (transports, queue provisioner and deletion policy, KEDA, sidecar).
+    /// Without it the built-in defaults apply (RabbitMQ on 127.0.0.1).
+    #[arg(long, env = "ASYA_PLATFORM")]
+    pub platform: Option<PathBuf>,
+    /// Kubeconfig to use; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "ASYA_CONTROLLER_METRICS_ADDR")]
+    pub metrics_addr: SocketAddr,
+    /// Seconds between periodic resyncs of every actor.
+    #[arg(long, default_value_t = 300)]
+    pub resync_seconds: u64,
+    /// Actors reconciled at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u16,
+    /// Take a coordination.k8s.io Lease before reconciling (for more than one replica).
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "asya-system")]
+    pub leader_election_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "asya-controller")]
+    pub leader_election_id: String,
+}
+
+/// Runs the controller until SIGINT/SIGTERM.
+pub fn run(args: &ControllerArgs) -> Result<(), asya_controller::Error> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASYA_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .try_init();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let platform = match &args.platform {
+            Some(path) => asya_controller::platform::load(path)?,
+            None => Default::default(),
+        };
+        let queues = asya_controller::platform::queue_drivers(&platform);
+        let renderer = Arc::new(PlatformRenderer::new(platform)?);
+        let metrics = Metrics::default();
+        let client = asya_controller::client::build(args.kubeconfig.as_deref(), &metrics).await?;
+        let identity = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("asya-controller-{}", std::process::id()));
+        let opts = Options {
+            resync: Duration::from_secs(args.resync_seconds.max(1)),
+            metrics_addr: Some(args.metrics_addr),
+            concurrency: args.concurrency.max(1),
+            leader_election: args.leader_elect.then(|| LeaseConfig {
+                namespace: args.leader_election_namespace.clone(),
+                name: args.leader_election_id.clone(),
+                identity,
+                duration: Duration::from_secs(15),
+            }),
+            namespace: args.namespace.clone(),
+        };
+        asya_controller::run::run(client, renderer, queues, metrics, opts).await
+    })
+}

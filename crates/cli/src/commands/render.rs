@@ -1,0 +1,59 @@
+//! `asya render`: manifests on stdout, diagnostics on stderr, nothing printed on error.
+
+use std::io::Write;
+
+use asya_render::{Diagnostics, render, to_yaml_stream};
+use serde_json::json;
+
+use crate::cli::{Format, InputArgs, RenderArgs};
+use crate::inputs::{load, report};
+
+/// Renders every actor of the inputs; all-or-nothing.
+pub fn render_all(input: &InputArgs) -> Result<(Vec<serde_json::Value>, Vec<String>), Diagnostics> {
+    let inputs = load(input)?;
+    let mut objects = Vec::new();
+    let mut warnings = Vec::new();
+    let mut errs = Diagnostics::default();
+    for a in &inputs.actors {
+        match render(a, &inputs.flavors, &inputs.platform, &inputs.compositions) {
+            Ok(r) => {
+                warnings.extend(
+                    r.explain
+                        .warnings
+                        .iter()
+                        .map(|w| format!("{}: {w}", a.source)),
+                );
+                objects.extend(r.objects);
+            }
+            Err(e) => errs.extend(e),
+        }
+    }
+    errs.into_result()?;
+    Ok((objects, warnings))
+}
+
+/// Output text for `objects` in the chosen format.
+pub fn format_objects(objects: &[serde_json::Value], format: Format) -> String {
+    match format {
+        Format::Yaml => to_yaml_stream(objects),
+        Format::Json => {
+            let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+            let mut s = serde_json::to_string_pretty(&list).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+    }
+}
+
+pub fn run(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match render_all(&args.input) {
+        Ok((objects, warnings)) => {
+            for w in warnings {
+                let _ = writeln!(err, "warning: {w}");
+            }
+            let _ = out.write_all(format_objects(&objects, args.output).as_bytes());
+            0
+        }
+        Err(e) => report(&e, err),
+    }
+}

@@ -1,0 +1,236 @@
+//! Reading inputs: files, directories (sorted walk), stdin, flavors, platform, compositions.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use asya_render::{
+    ActorDocument, Compositions, Diagnostics, Document, Error, FlavorLibrary, Platform,
+    parse_documents,
+};
+
+use crate::cli::InputArgs;
+
+/// Everything a render needs, read from disk.
+pub struct Inputs {
+    pub actors: Vec<ActorDocument>,
+    pub flavors: FlavorLibrary,
+    pub platform: Platform,
+    pub compositions: Compositions,
+}
+
+fn io_error(path: &str, e: impl std::fmt::Display) -> Error {
+    Error::Parse {
+        file: path.to_string(),
+        path: String::new(),
+        message: format!("expected a readable file: {e}"),
+    }
+}
+
+fn is_manifest(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// Files under `path` (itself if a file), sorted, recursing into directories.
+pub fn walk(
+    path: &Path,
+    filter: &dyn Fn(&Path) -> bool,
+    out: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            if e.is_dir() {
+                walk(&e, filter, out)?;
+            } else if filter(&e) {
+                out.push(e);
+            }
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn read_sources(spec: &str, errs: &mut Diagnostics) -> Vec<(String, String)> {
+    if spec == "-" {
+        let mut s = String::new();
+        return match std::io::stdin().read_to_string(&mut s) {
+            Ok(_) => vec![("<stdin>".to_string(), s)],
+            Err(e) => {
+                errs.push(io_error("<stdin>", e));
+                Vec::new()
+            }
+        };
+    }
+    let mut files = Vec::new();
+    if let Err(e) = walk(Path::new(spec), &is_manifest, &mut files) {
+        errs.push(io_error(spec, e));
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        match std::fs::read_to_string(&f) {
+            Ok(t) => out.push((name, t)),
+            Err(e) => errs.push(io_error(&name, e)),
+        }
+    }
+    out
+}
+
+/// Reads every input and reports every problem found (not only the first).
+pub fn load(args: &InputArgs) -> Result<Inputs, Diagnostics> {
+    let mut errs = Diagnostics::default();
+    let mut actors = Vec::new();
+    let mut flavors = FlavorLibrary::new();
+    let add_flavor = |flavors: &mut FlavorLibrary,
+                      src: &str,
+                      name: &str,
+                      spec: serde_json::Value,
+                      errs: &mut Diagnostics| {
+        if let Err(e) = flavors.insert(name, src, spec) {
+            errs.push(e);
+        }
+    };
+    for dir in &args.flavors {
+        for (src, text) in read_sources(&dir.display().to_string(), &mut errs) {
+            match parse_documents(&src, &text) {
+                Ok(docs) => {
+                    for d in docs {
+                        match d {
+                            Document::Flavor { source, name, spec } => add_flavor(&mut flavors, &source, &name, spec, &mut errs),
+                            Document::Actor(a) => errs.push(Error::Parse {
+                                file: a.source,
+                                path: "kind".into(),
+                                message: "expected Flavor or EnvironmentConfig in a flavor library, got AsyncActor".into(),
+                            }),
+                        }
+                    }
+                }
+                Err(e) => errs.extend(e),
+            }
+        }
+    }
+    for f in &args.files {
+        for (src, text) in read_sources(f, &mut errs) {
+            match parse_documents(&src, &text) {
+                Ok(docs) => {
+                    for d in docs {
+                        match d {
+                            Document::Actor(mut a) => {
+                                if a.namespace.is_none() {
+                                    a.namespace = Some(args.namespace.clone());
+                                }
+                                actors.push(a);
+                            }
+                            Document::Flavor { source, name, spec } => {
+                                add_flavor(&mut flavors, &source, &name, spec, &mut errs)
+                            }
+                        }
+                    }
+                }
+                Err(e) => errs.extend(e),
+            }
+        }
+    }
+    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+    for a in &actors {
+        let key = (a.namespace.clone().unwrap_or_default(), a.name.clone());
+        if let Some(first) = seen.insert(key.clone(), a.source.clone()) {
+            errs.push(Error::Invalid {
+                file: a.source.clone(),
+                path: "metadata.name".into(),
+                message: format!(
+                    "expected a unique actor per namespace, {}/{} is also defined in {first}",
+                    key.0, key.1
+                ),
+            });
+        }
+    }
+    let platform = match &args.platform {
+        None => Platform::default(),
+        Some(p) => {
+            let name = p.display().to_string();
+            match std::fs::read_to_string(p) {
+                Ok(t) => match Platform::from_yaml(&name, &t) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        errs.extend(e);
+                        Platform::default()
+                    }
+                },
+                Err(e) => {
+                    errs.push(io_error(&name, e));
+                    Platform::default()
+                }
+            }
+        }
+    };
+    let compositions = match load_compositions(args.compositions.as_deref()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            errs.extend(e);
+            None
+        }
+    };
+    if actors.is_empty() && errs.is_empty() {
+        errs.push(Error::Parse {
+            file: args.files.join(", "),
+            path: String::new(),
+            message: "expected at least one AsyncActor document".into(),
+        });
+    }
+    errs.clone().into_result()?;
+    match compositions {
+        Some(compositions) => Ok(Inputs {
+            actors,
+            flavors,
+            platform,
+            compositions,
+        }),
+        None => Err(errs),
+    }
+}
+
+/// Embedded compositions, overridden by the `*.j2` files under `dir` (by relative path).
+pub fn load_compositions(dir: Option<&Path>) -> Result<Compositions, Diagnostics> {
+    let Some(dir) = dir else {
+        return Compositions::embedded();
+    };
+    let mut files = Vec::new();
+    let is_template = |p: &Path| p.extension().and_then(|e| e.to_str()) == Some("j2");
+    walk(dir, &is_template, &mut files)
+        .map_err(|e| Diagnostics::from(io_error(&dir.display().to_string(), e)))?;
+    let mut overrides = Vec::new();
+    let mut errs = Diagnostics::default();
+    for f in files {
+        let origin = f.display().to_string();
+        let rel = f
+            .strip_prefix(dir)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .replace('\\', "/");
+        match std::fs::read_to_string(&f) {
+            Ok(t) => overrides.push((rel, t, origin)),
+            Err(e) => errs.push(io_error(&origin, e)),
+        }
+    }
+    errs.into_result()?;
+    Compositions::with_overrides(overrides)
+}
+
+/// Prints diagnostics, one per line, and returns exit code 1.
+pub fn report(errs: &Diagnostics, err: &mut dyn std::io::Write) -> i32 {
+    for e in errs.iter() {
+        let _ = writeln!(err, "error: {e}");
+    }
+    let _ = writeln!(err, "{} error(s)", errs.0.len());
+    1
+}

@@ -1,0 +1,321 @@
+//! Flavor merge (DESIGN §4) with provenance for every leaf.
+//!
+//! Flavors merge in the order the actor lists them: maps key by key, the same scalar from
+//! two flavors is a conflict, lists concatenate, identity lists (`name`, `secretName`,
+//! `key`) merge by identity. Then the actor's own spec applies leaf by leaf and always
+//! wins. Defaults come last (see [`apply_defaults`]) so they never beat a flavor.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::error::{Diagnostics, flavor};
+
+/// Where a leaf of the merged spec came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "from", content = "name")]
+pub enum Origin {
+    Default,
+    Flavor(String),
+    Actor,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => write!(f, "default"),
+            Origin::Flavor(n) => write!(f, "flavor {n}"),
+            Origin::Actor => write!(f, "actor"),
+        }
+    }
+}
+
+/// Dotted path of every leaf (`spec.scaling.minReplicaCount`, `spec.env[0].value`) → origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Provenance(pub BTreeMap<String, Origin>);
+
+impl Provenance {
+    /// Origin of `path` or of the closest recorded ancestor/descendant.
+    pub fn origin_of(&self, path: &str) -> Option<&Origin> {
+        if let Some(o) = self.0.get(path) {
+            return Some(o);
+        }
+        // A subtree: any leaf under it.
+        if let Some((_, o)) = self
+            .0
+            .range(path.to_string()..)
+            .next()
+            .filter(|(k, _)| is_under(k, path))
+        {
+            return Some(o);
+        }
+        // An ancestor recorded as a leaf (empty map/list).
+        let mut p = path;
+        while let Some(i) = p.rfind(['.', '[']) {
+            p = &p[..i];
+            if let Some(o) = self.0.get(p) {
+                return Some(o);
+            }
+        }
+        None
+    }
+
+    fn record(&mut self, path: &str, v: &Value, origin: &Origin) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    self.record(&format!("{path}.{k}"), v, origin);
+                }
+            }
+            Value::Array(a) if !a.is_empty() => {
+                for (i, v) in a.iter().enumerate() {
+                    self.record(&format!("{path}[{i}]"), v, origin);
+                }
+            }
+            _ => {
+                self.0.insert(path.to_string(), origin.clone());
+            }
+        }
+    }
+
+    fn remove_under(&mut self, path: &str) {
+        self.0.retain(|k, _| !(k == path || is_under(k, path)));
+    }
+}
+
+fn is_under(key: &str, path: &str) -> bool {
+    key.len() > path.len()
+        && key.starts_with(path)
+        && matches!(key.as_bytes().get(path.len()), Some(b'.') | Some(b'['))
+}
+
+/// Identity field of list items, by the list's key (DESIGN §4).
+pub fn identity_key(list_key: &str) -> Option<&'static str> {
+    match list_key {
+        "env" | "volumes" | "volumeMounts" | "containers" | "initContainers" | "sidecars" => {
+            Some("name")
+        }
+        "secretRefs" => Some("secretName"),
+        "tolerations" => Some("key"),
+        _ => None,
+    }
+}
+
+/// One flavor's partial spec, already normalised.
+pub(crate) struct FlavorInput<'a> {
+    pub name: &'a str,
+    pub spec: &'a Map<String, Value>,
+}
+
+struct Merger<'e> {
+    prov: Provenance,
+    errs: &'e mut Diagnostics,
+    actor_file: &'e str,
+}
+
+impl Merger<'_> {
+    fn conflict(&mut self, path: &str, first: Option<&Origin>, second: &Origin, what: &str) {
+        let first = match first {
+            Some(Origin::Flavor(n)) => format!("flavors {n:?} and"),
+            _ => "flavor".to_string(),
+        };
+        let second = match second {
+            Origin::Flavor(n) => format!("{n:?}"),
+            o => o.to_string(),
+        };
+        self.errs.push(flavor(
+            self.actor_file,
+            path,
+            format!("{first} {second} both set {what}; expected at most one flavor to set it (set it in the actor to choose)"),
+        ));
+    }
+
+    fn merge(
+        &mut self,
+        dst: &mut Value,
+        src: &Value,
+        path: &str,
+        key: &str,
+        origin: &Origin,
+        actor: bool,
+    ) {
+        match (dst, src) {
+            (_, Value::Null) => {}
+            (Value::Object(d), Value::Object(s)) => {
+                for (k, v) in s {
+                    if v.is_null() {
+                        continue;
+                    }
+                    let child = format!("{path}.{k}");
+                    match d.get_mut(k) {
+                        Some(dv) => self.merge(dv, v, &child, k, origin, actor),
+                        None => {
+                            d.insert(k.clone(), v.clone());
+                            self.prov.record(&child, v, origin);
+                        }
+                    }
+                }
+            }
+            (Value::Array(d), Value::Array(s)) => {
+                let id_key = identity_key(key);
+                for item in s {
+                    let id = id_key.and_then(|k| item.get(k)).filter(|v| !v.is_null());
+                    let existing = id.and_then(|id| {
+                        let k = id_key.unwrap_or("name");
+                        d.iter().position(|x| x.get(k) == Some(id))
+                    });
+                    match existing {
+                        Some(i) => {
+                            let item_path = format!("{path}[{i}]");
+                            if actor {
+                                self.prov.remove_under(&item_path);
+                                d[i] = item.clone();
+                                self.prov.record(&item_path, item, origin);
+                            } else if d[i] != *item {
+                                let first = self.prov.origin_of(&item_path).cloned();
+                                let what = format!(
+                                    "{path} item {}={} differently",
+                                    id_key.unwrap_or("name"),
+                                    id.map(Value::to_string).unwrap_or_default()
+                                );
+                                self.conflict(&item_path, first.as_ref(), origin, &what);
+                            }
+                        }
+                        None => {
+                            let item_path = format!("{path}[{}]", d.len());
+                            d.push(item.clone());
+                            self.prov.record(&item_path, item, origin);
+                        }
+                    }
+                }
+            }
+            (d @ (Value::Bool(_) | Value::Number(_) | Value::String(_)), s)
+                if !s.is_object() && !s.is_array() =>
+            {
+                if actor {
+                    *d = s.clone();
+                    self.prov.remove_under(path);
+                    self.prov.record(path, s, origin);
+                } else {
+                    let first = self.prov.origin_of(path).cloned();
+                    self.conflict(path, first.as_ref(), origin, path);
+                }
+            }
+            (d, s) => {
+                let first = self.prov.origin_of(path).cloned();
+                let msg = format!(
+                    "expected {} here (as set by {}), got {}",
+                    crate::api::type_name(d),
+                    first
+                        .map(|o| o.to_string())
+                        .unwrap_or_else(|| "an earlier input".into()),
+                    crate::api::type_name(s)
+                );
+                self.errs.push(flavor(self.actor_file, path, msg));
+            }
+        }
+    }
+}
+
+/// Merges the flavors in order, then the actor's spec. Errors go to `errs`.
+pub(crate) fn merge(
+    flavors: &[FlavorInput<'_>],
+    actor: &Map<String, Value>,
+    actor_file: &str,
+    errs: &mut Diagnostics,
+) -> (Map<String, Value>, Provenance) {
+    let mut m = Merger {
+        prov: Provenance::default(),
+        errs,
+        actor_file,
+    };
+    let mut merged = Value::Object(Map::new());
+    for f in flavors {
+        m.merge(
+            &mut merged,
+            &Value::Object(f.spec.clone()),
+            "spec",
+            "",
+            &Origin::Flavor(f.name.to_string()),
+            false,
+        );
+    }
+    m.merge(
+        &mut merged,
+        &Value::Object(actor.clone()),
+        "spec",
+        "",
+        &Origin::Actor,
+        true,
+    );
+    let prov = m.prov;
+    match merged {
+        Value::Object(map) => (map, prov),
+        _ => (Map::new(), prov),
+    }
+}
+
+/// Documented defaults (DESIGN §3), applied after merging so that they never beat a flavor.
+pub(crate) fn apply_defaults(
+    spec: &mut Map<String, Value>,
+    default_transport: &str,
+    prov: &mut Provenance,
+) {
+    let scaling_enabled = spec
+        .get("scaling")
+        .and_then(|s| s.get("enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let mut defaults: Vec<(&str, Value)> = vec![
+        ("transport", json!(default_transport)),
+        ("imagePullPolicy", json!("IfNotPresent")),
+        ("pythonExecutable", json!("python3")),
+        ("concurrency", json!(1)),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("scaling.enabled", json!(true)),
+        ("resiliency.actorTimeout", json!("5m")),
+        ("workload.kind", json!("Deployment")),
+    ];
+    if scaling_enabled {
+        defaults.extend([
+            ("scaling.minReplicaCount", json!(0)),
+            ("scaling.maxReplicaCount", json!(10)),
+            ("scaling.queueLength", json!(5)),
+            ("scaling.pollingInterval", json!(30)),
+            ("scaling.cooldownPeriod", json!(300)),
+        ]);
+    } else {
+        defaults.push(("replicas", json!(1)));
+    }
+    for (path, value) in defaults {
+        let parts: Vec<&str> = path.split('.').collect();
+        if set_default(spec, &parts, &value) {
+            prov.record(&format!("spec.{path}"), &value, &Origin::Default);
+        }
+    }
+}
+
+/// Sets `value` at `parts` when absent; returns whether it was set.
+fn set_default(map: &mut Map<String, Value>, parts: &[&str], value: &Value) -> bool {
+    match parts {
+        [] => false,
+        [last] => {
+            if map.contains_key(*last) {
+                false
+            } else {
+                map.insert(last.to_string(), value.clone());
+                true
+            }
+        }
+        [first, rest @ ..] => match map
+            .entry(first.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+        {
+            Some(m) => set_default(m, rest, value),
+            None => false,
+        },
+    }
+}
