@@ -200,7 +200,7 @@ impl Merger<'_> {
                     self.prov.record(path, s, origin);
                 } else {
                     let first = self.prov.origin_of(path).cloned();
-                    self.conflict(path, first.as_ref(), origin, path);
+                    self.conflict(path, first.as_ref(), origin, "this value");
                 }
             }
             (d, s) => {

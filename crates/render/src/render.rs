@@ -878,6 +878,26 @@ impl Context {
             })
         });
 
+        // KEDA's schema types trigger metadata as map[string]string: quote numbers and booleans.
+        let additional_triggers: Vec<Value> = scaling
+            .additional_triggers
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                let mut t = t.0;
+                if let Some(Value::Object(meta)) = t.get_mut("metadata") {
+                    for v in meta.values_mut() {
+                        match v {
+                            Value::Number(n) => *v = Value::String(n.to_string()),
+                            Value::Bool(b) => *v = Value::String(b.to_string()),
+                            _ => {}
+                        }
+                    }
+                }
+                Value::Object(t)
+            })
+            .collect();
         let mut queue_tags: Map<String, Value> = platform
             .queue
             .tags
@@ -930,7 +950,7 @@ impl Context {
                 "behavior": behavior,
                 "restore_to_original_replica_count": advanced.restore_to_original_replica_count,
                 "scaling_modifiers": modifiers,
-                "additional_triggers": scaling.additional_triggers.clone().map(|v| v.into_iter().map(|x| Value::Object(x.0)).collect::<Vec<_>>()).unwrap_or_default(),
+                "additional_triggers": additional_triggers,
             },
             "queue": {
                 "provisioner": match platform.queue.provisioner {
