@@ -1,1 +1,0 @@
-//! SQS transport (aws-sdk-sqs). Written in the SQS work.

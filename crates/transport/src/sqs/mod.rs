@@ -1,0 +1,402 @@
+//! SQS transport (aws-sdk-sqs).
+//!
+//! The sidecar's [`SqsTransport`] long-polls its own queue, fetching up to
+//! `batch_size` messages per call and handing them out one at a time; a
+//! message waiting in that small local buffer has its visibility refreshed
+//! before it is handed out, so buffering never lets it reappear on the queue.
+//! `ack` deletes, `requeue` makes the message visible at once, `extend` pushes
+//! its visibility timeout while a long handler runs. Publishing uses
+//! `DelaySeconds`; delays past SQS's 900 s are chained ([`delay`]).
+//!
+//! [`SqsAdmin`] is the controller's side: it creates queues with their
+//! redrive policy to the namespace's dead-letter queue, reads depths and
+//! deletes queues. Queue URLs are always resolved with `GetQueueUrl` and
+//! ARNs read with `GetQueueAttributes`, so no account id is ever guessed.
+
+mod admin;
+mod config;
+pub mod delay;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
+use bytes::Bytes;
+
+pub use admin::{SqsAdmin, split_queue_name};
+pub use config::{SQS_MAX_BATCH, SQS_MAX_DELAY, SqsConfig, parse_duration};
+
+use crate::{Delivery, DeliveryHandle, Transport, TransportError, naming};
+use config::ceil_secs;
+use delay::{Arrival, DUE_AT_ATTRIBUTE, Hop};
+
+/// Builds an SQS client for `config` (region, endpoint override); credentials
+/// come from the standard AWS chain.
+pub async fn client(config: &SqsConfig) -> Client {
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(config.region.clone()))
+        .load()
+        .await;
+    let mut builder = aws_sdk_sqs::config::Builder::from(&shared);
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Client::from_conf(builder.build())
+}
+
+/// Error codes SQS uses for a missing queue (JSON and query protocol).
+pub(crate) fn is_missing_queue<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|code| {
+            matches!(
+                code,
+                "QueueDoesNotExist" | "AWS.SimpleQueueService.NonExistentQueue"
+            )
+        })
+}
+
+pub(crate) fn describe<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    DisplayErrorContext(err).to_string()
+}
+
+/// A received message waiting in the local buffer.
+struct Buffered {
+    delivery: Delivery,
+    received_at: Instant,
+}
+
+/// The sidecar's SQS transport, bound to one actor's queue.
+pub struct SqsTransport {
+    client: Client,
+    config: SqsConfig,
+    namespace: String,
+    queue: String,
+    queue_url: String,
+    /// Queue URLs by actor name; `GetQueueUrl` once per peer.
+    urls: RwLock<HashMap<String, String>>,
+    buffer: tokio::sync::Mutex<VecDeque<Buffered>>,
+}
+
+impl std::fmt::Debug for SqsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqsTransport")
+            .field("queue", &self.queue)
+            .field("queue_url", &self.queue_url)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqsTransport {
+    /// Connects to the queue of `actor` in `namespace`, which must exist (the
+    /// controller creates it).
+    pub async fn connect(
+        config: SqsConfig,
+        namespace: &str,
+        actor: &str,
+    ) -> Result<Self, TransportError> {
+        config.validate()?;
+        let client = client(&config).await;
+        Self::with_client(client, config, namespace, actor).await
+    }
+
+    /// Like [`connect`](Self::connect) with an existing client.
+    pub async fn with_client(
+        client: Client,
+        config: SqsConfig,
+        namespace: &str,
+        actor: &str,
+    ) -> Result<Self, TransportError> {
+        config.validate()?;
+        let queue = naming::queue_name(namespace, actor);
+        let queue_url = match client.get_queue_url().queue_name(&queue).send().await {
+            Ok(out) => out.queue_url.ok_or_else(|| {
+                TransportError::Connection(format!("SQS returned no URL for queue {queue}"))
+            })?,
+            Err(err) if is_missing_queue(&err) => {
+                return Err(TransportError::Config(format!(
+                    "SQS queue {queue} does not exist (the controller creates it)"
+                )));
+            }
+            Err(err) => return Err(TransportError::Connection(describe(&err))),
+        };
+        let mut urls = HashMap::new();
+        urls.insert(actor.to_string(), queue_url.clone());
+        Ok(Self {
+            client,
+            config,
+            namespace: namespace.to_string(),
+            queue,
+            queue_url,
+            urls: RwLock::new(urls),
+            buffer: tokio::sync::Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The URL of this actor's queue.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &SqsConfig {
+        &self.config
+    }
+
+    /// The URL of `actor`'s queue, from the cache or `GetQueueUrl`.
+    async fn url_of(&self, actor: &str) -> Result<String, TransportError> {
+        if let Some(url) = self.urls.read().ok().and_then(|m| m.get(actor).cloned()) {
+            return Ok(url);
+        }
+        let queue = naming::queue_name(&self.namespace, actor);
+        let url = match self.client.get_queue_url().queue_name(&queue).send().await {
+            Ok(out) => out.queue_url.ok_or_else(|| TransportError::Publish {
+                queue: queue.clone(),
+                reason: "SQS returned no queue URL".into(),
+            })?,
+            Err(err) if is_missing_queue(&err) => {
+                return Err(TransportError::Publish {
+                    queue,
+                    reason: "queue does not exist".into(),
+                });
+            }
+            Err(err) => return Err(TransportError::Connection(describe(&err))),
+        };
+        if let Ok(mut urls) = self.urls.write() {
+            urls.insert(actor.to_string(), url.clone());
+        }
+        Ok(url)
+    }
+
+    fn forget_url(&self, actor: &str) {
+        if let Ok(mut urls) = self.urls.write() {
+            urls.remove(actor);
+        }
+    }
+
+    async fn send(&self, url: &str, body: &str, hop: Hop) -> Result<(), SqsSendError> {
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .delay_seconds(hop.delay_seconds);
+        if let Some(due) = hop.due_at_ms {
+            let attribute = MessageAttributeValue::builder()
+                .data_type("Number")
+                .string_value(due.to_string())
+                .build()
+                .map_err(|e| SqsSendError::Other(e.to_string()))?;
+            request = request.message_attributes(DUE_AT_ATTRIBUTE, attribute);
+        }
+        request.send().await.map_err(|err| {
+            if is_missing_queue(&err) {
+                SqsSendError::MissingQueue
+            } else {
+                SqsSendError::Other(describe(&err))
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Turns a received message into a delivery, or handles it here when it
+    /// is an early hop of a chained delay (then `None`).
+    async fn admit(&self, message: &Message) -> Option<Delivery> {
+        let Some(receipt) = message.receipt_handle() else {
+            tracing::warn!(queue = %self.queue, "SQS message without receipt handle ignored");
+            return None;
+        };
+        let body = message.body().unwrap_or_default();
+        // A malformed due time is ignored: delivering early beats losing.
+        let due_at_ms = message
+            .message_attributes()
+            .and_then(|attrs| attrs.get(DUE_AT_ATTRIBUTE))
+            .and_then(|value| value.string_value())
+            .and_then(|raw| raw.parse::<u64>().ok());
+        match delay::on_arrival(due_at_ms, self.config.max_hop_delay, delay::now_ms()) {
+            Arrival::Deliver => {}
+            Arrival::Rehop(hop) => {
+                // Publish the next hop before deleting this one; if either
+                // fails the message reappears after its visibility timeout
+                // and is looked at again (a duplicate at worst, never a loss).
+                if let Err(err) = self.send(&self.queue_url, body, hop).await {
+                    tracing::warn!(queue = %self.queue, error = %err, "re-publishing a delayed message failed");
+                } else if let Err(err) = self
+                    .client
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                {
+                    tracing::warn!(queue = %self.queue, error = %describe(&err), "deleting an early delayed message failed");
+                }
+                return None;
+            }
+        }
+        let receive_count = message
+            .attributes()
+            .and_then(|attrs| attrs.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|raw| raw.parse::<u64>().ok())
+            .unwrap_or(1);
+        Some(Delivery {
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            handle: DeliveryHandle::Sqs(receipt.to_string()),
+            redelivered: receive_count > 1,
+        })
+    }
+
+    async fn set_visibility(&self, receipt: &str, seconds: i32) -> Result<(), TransportError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| TransportError::Settle(describe(&err)))
+    }
+
+    /// Gives buffered, never handed out messages back to the queue at once
+    /// instead of letting them wait for their visibility timeout (on shutdown).
+    pub async fn release_buffered(&self) {
+        let mut buffer = self.buffer.lock().await;
+        while let Some(waiting) = buffer.pop_front() {
+            if let Ok(handle) = receipt(&waiting.delivery)
+                && let Err(err) = self.set_visibility(handle, 0).await
+            {
+                tracing::debug!(queue = %self.queue, error = %err, "returning a buffered message failed; it reappears after its timeout");
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum SqsSendError {
+    MissingQueue,
+    Other(String),
+}
+
+impl std::fmt::Display for SqsSendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SqsSendError::MissingQueue => f.write_str("queue does not exist"),
+            SqsSendError::Other(reason) => f.write_str(reason),
+        }
+    }
+}
+
+fn receipt(delivery: &Delivery) -> Result<&str, TransportError> {
+    match &delivery.handle {
+        DeliveryHandle::Sqs(receipt) => Ok(receipt),
+        other => Err(TransportError::Settle(format!(
+            "not an SQS delivery: {other:?}"
+        ))),
+    }
+}
+
+impl Transport for SqsTransport {
+    async fn receive(&self) -> Result<Delivery, TransportError> {
+        let visibility = ceil_secs(self.config.visibility_timeout);
+        let mut buffer = self.buffer.lock().await;
+        loop {
+            while let Some(waiting) = buffer.pop_front() {
+                // A message that sat in the buffer for half its visibility gets
+                // a fresh timeout, or is dropped (SQS redelivers it) if that fails.
+                if waiting.received_at.elapsed() > self.config.visibility_timeout / 2 {
+                    let Ok(handle) = receipt(&waiting.delivery) else {
+                        continue;
+                    };
+                    if let Err(err) = self.set_visibility(handle, visibility).await {
+                        tracing::warn!(queue = %self.queue, error = %err, "buffered message dropped; SQS will redeliver it");
+                        continue;
+                    }
+                }
+                return Ok(waiting.delivery);
+            }
+            let output = self
+                .client
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(self.config.batch_size)
+                .wait_time_seconds(ceil_secs(self.config.wait_time))
+                .visibility_timeout(visibility)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .message_attribute_names(DUE_AT_ATTRIBUTE)
+                .send()
+                .await
+                .map_err(|err| TransportError::Connection(describe(&err)))?;
+            let received_at = Instant::now();
+            for message in output.messages() {
+                if let Some(delivery) = self.admit(message).await {
+                    buffer.push_back(Buffered {
+                        delivery,
+                        received_at,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn publish(
+        &self,
+        actor: &str,
+        body: Bytes,
+        delay: Duration,
+    ) -> Result<(), TransportError> {
+        let queue = naming::queue_name(&self.namespace, actor);
+        let text = std::str::from_utf8(&body).map_err(|_| TransportError::Publish {
+            queue: queue.clone(),
+            reason: "SQS message bodies must be UTF-8 text".into(),
+        })?;
+        let url = self.url_of(actor).await?;
+        let hop = delay::plan(delay, self.config.max_hop_delay, delay::now_ms());
+        self.send(&url, text, hop).await.map_err(|err| {
+            if matches!(err, SqsSendError::MissingQueue) {
+                // The queue was deleted (and may come back under a new URL).
+                self.forget_url(actor);
+            }
+            TransportError::Publish {
+                queue,
+                reason: err.to_string(),
+            }
+        })
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), TransportError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt(delivery)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| TransportError::Settle(describe(&err)))
+    }
+
+    async fn requeue(&self, delivery: &Delivery) -> Result<(), TransportError> {
+        self.set_visibility(receipt(delivery)?, 0).await
+    }
+
+    /// SQS counts a new visibility timeout from now: the message stays
+    /// invisible for `by` from this call (at least 1 s, at most 12 h).
+    async fn extend(&self, delivery: &Delivery, by: Duration) -> Result<(), TransportError> {
+        let seconds = ceil_secs(by.min(config::SQS_MAX_VISIBILITY)).max(1);
+        self.set_visibility(receipt(delivery)?, seconds).await
+    }
+}
