@@ -109,6 +109,12 @@ impl SqsTransport {
         Self::with_client(client, config, namespace, actor).await
     }
 
+    /// Connects with the settings of the contract's `ASYA_*` variables
+    /// ([`SqsConfig::from_env`]): the sidecar's entry point.
+    pub async fn from_env(namespace: &str, actor: &str) -> Result<Self, TransportError> {
+        Self::connect(SqsConfig::from_env()?, namespace, actor).await
+    }
+
     /// Like [`connect`](Self::connect) with an existing client.
     pub async fn with_client(
         client: Client,
