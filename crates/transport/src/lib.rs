@@ -44,8 +44,9 @@ pub struct Delivery {
 /// Opaque per-transport settle handle.
 #[derive(Debug, Clone)]
 pub enum DeliveryHandle {
-    /// AMQP delivery tag on the consumer's channel.
-    Amqp(u64),
+    /// AMQP acker bound to the consumer's channel (it knows when that
+    /// channel has died, so a stale delivery is never acked on a new one).
+    Amqp(lapin::Acker),
     /// SQS receipt handle.
     Sqs(String),
 }
@@ -82,6 +83,21 @@ pub trait Transport: Send + Sync + 'static {
         delivery: &Delivery,
         by: Duration,
     ) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// True while the transport believes it can receive and publish (for the
+    /// sidecar's `/readyz`). Transports without a persistent connection
+    /// answer true.
+    fn is_connected(&self) -> bool {
+        true
+    }
+
+    /// Stops receiving and releases the broker connection. Called once, after
+    /// every in-flight delivery has been settled; deliveries received but not
+    /// settled go back to the queue (RabbitMQ: on channel close; SQS: when
+    /// their visibility timeout ends).
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Queue depth as far as the broker can tell.
@@ -99,7 +115,8 @@ pub trait QueueAdmin: Send + Sync + 'static {
     /// idempotent.
     fn ensure_queue(&self, queue: &str) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Reads the queue's depth.
-    fn depth(&self, queue: &str) -> impl Future<Output = Result<QueueDepth, TransportError>> + Send;
+    fn depth(&self, queue: &str)
+    -> impl Future<Output = Result<QueueDepth, TransportError>> + Send;
     /// Deletes the queue and its companions; deleting a missing queue is not an error.
     fn delete_queue(&self, queue: &str) -> impl Future<Output = Result<(), TransportError>> + Send;
 }

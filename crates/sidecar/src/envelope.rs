@@ -1,0 +1,177 @@
+//! The envelope on the queue and its `status` block (upstream §5).
+//!
+//! Fields the sidecar does not interpret are kept verbatim (`extra`), so an
+//! envelope passes through this sidecar without losing data.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Header holding the RFC3339 time of the first attempt at the current actor.
+pub const FIRST_ATTEMPT_HEADER: &str = "x-asya-first-attempt";
+
+/// `{prev, curr, next}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    #[serde(default)]
+    pub prev: Vec<String>,
+    #[serde(default)]
+    pub curr: String,
+    #[serde(default)]
+    pub next: Vec<String>,
+}
+
+impl Route {
+    /// `prev += [curr]`, `curr = targets[0]`, `next = targets[1..]`.
+    pub fn shift_to(&self, targets: &[String]) -> Route {
+        let mut prev = self.prev.clone();
+        if !self.curr.is_empty() {
+            prev.push(self.curr.clone());
+        }
+        Route {
+            prev,
+            curr: targets.first().cloned().unwrap_or_default(),
+            next: targets.iter().skip(1).cloned().collect(),
+        }
+    }
+}
+
+/// One message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    pub route: Route,
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Map<String, Value>>,
+    pub payload: Value,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Why a body is not an envelope.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+impl Envelope {
+    /// Parses and validates a body (`id` non-empty, `route` and `payload` present).
+    pub fn parse(body: &[u8]) -> Result<Self, ParseError> {
+        let env: Envelope = serde_json::from_slice(body)
+            .map_err(|e| ParseError(format!("not an envelope: {e}")))?;
+        if env.id.trim().is_empty() {
+            return Err(ParseError("envelope id is empty".into()));
+        }
+        Ok(env)
+    }
+
+    /// The JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising a Value-based struct cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The status block, created when missing.
+    pub fn status_mut(&mut self) -> &mut Map<String, Value> {
+        self.status.get_or_insert_with(Map::new)
+    }
+
+    /// `status.<key>` as a string.
+    pub fn status_str(&self, key: &str) -> Option<&str> {
+        self.status.as_ref()?.get(key)?.as_str()
+    }
+
+    /// `status.attempt` (1 when absent).
+    pub fn attempt(&self) -> u32 {
+        self.status
+            .as_ref()
+            .and_then(|s| s.get("attempt"))
+            .and_then(Value::as_u64)
+            .map(|a| a.clamp(1, u64::from(u32::MAX)) as u32)
+            .unwrap_or(1)
+    }
+
+    /// Sets phase, reason (if any), actor and `updated_at`; stamps `created_at` once.
+    pub fn stamp(&mut self, phase: &str, reason: Option<&str>, actor: &str) {
+        let now = now_rfc3339();
+        let s = self.status_mut();
+        s.insert("phase".into(), phase.into());
+        match reason {
+            Some(r) => s.insert("reason".into(), r.into()),
+            None => s.remove("reason"),
+        };
+        s.insert("actor".into(), actor.into());
+        s.entry("created_at").or_insert_with(|| now.clone().into());
+        s.insert("updated_at".into(), now.into());
+    }
+
+    /// Records a structured error in `status.error`.
+    pub fn set_error(&mut self, error: Value) {
+        self.status_mut().insert("error".into(), error);
+    }
+}
+
+/// Now as whole-second RFC3339 UTC (`2026-11-23T20:00:00Z`).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Parses an RFC3339 timestamp.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()
+}
+
+/// A structured error `{type, mro, message, traceback}` made by the sidecar.
+pub fn sidecar_error(kind: &str, message: impl Into<String>) -> Value {
+    serde_json::json!({
+        "type": kind,
+        "mro": [],
+        "message": message.into(),
+        "traceback": "",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let body =
+            br#"{"id":"1","route":{"prev":[],"curr":"a","next":[]},"payload":1,"trace":{"x":1}}"#;
+        let env = Envelope::parse(body).unwrap();
+        let back: Value = serde_json::from_slice(&env.to_bytes()).unwrap();
+        assert_eq!(back["trace"]["x"], 1);
+    }
+
+    #[test]
+    fn missing_payload_or_empty_id_is_a_parse_error() {
+        assert!(Envelope::parse(br#"{"id":"1","route":{"curr":"a"}}"#).is_err());
+        assert!(Envelope::parse(br#"{"id":"","route":{"curr":"a"},"payload":1}"#).is_err());
+        assert!(Envelope::parse(b"not json").is_err());
+    }
+
+    #[test]
+    fn route_shift_moves_curr_into_prev() {
+        let r = Route {
+            prev: vec!["a".into()],
+            curr: "b".into(),
+            next: vec!["c".into()],
+        };
+        let s = r.shift_to(&["h1".into(), "h2".into()]);
+        assert_eq!(s.prev, vec!["a", "b"]);
+        assert_eq!(s.curr, "h1");
+        assert_eq!(s.next, vec!["h2"]);
+    }
+
+    #[test]
+    fn timestamps_are_whole_seconds() {
+        let t = now_rfc3339();
+        assert!(t.ends_with('Z') && !t.contains('.'), "{t}");
+        assert!(parse_rfc3339(&t).is_some());
+    }
+}
