@@ -132,7 +132,8 @@ async fn depth_counts_waiting_and_in_flight_messages() {
 async fn delete_queue_is_idempotent_and_keeps_the_dlq() {
     let ns = unique_namespace();
     let queue = naming::queue_name(&ns, "a");
-    let admin = admin(&config()).await;
+    // The lazily connecting constructor the controller uses.
+    let admin = SqsAdmin::new(&config()).unwrap();
     admin.ensure_queue(&queue).await.unwrap();
     admin.delete_queue(&queue).await.unwrap();
     admin.delete_queue(&queue).await.unwrap();

@@ -7,10 +7,12 @@
 //! a queue that did not exist.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::QueueAttributeName;
+use tokio::sync::OnceCell;
 
 use super::config::ceil_secs;
 use super::{SqsConfig, describe, is_missing_queue};
@@ -34,9 +36,13 @@ pub fn split_queue_name(queue: &str) -> Option<(&str, &str)> {
 }
 
 /// Creates, measures and deletes SQS queues.
+///
+/// The client is built on first use, so the controller can create an admin
+/// synchronously at startup (see [`SqsAdmin::new`]).
 #[derive(Debug, Clone)]
 pub struct SqsAdmin {
-    client: Client,
+    client: Arc<OnceCell<Client>>,
+    config: SqsConfig,
     visibility_timeout: Duration,
     wait_time: Duration,
     max_receive_count: u32,
@@ -46,18 +52,39 @@ impl SqsAdmin {
     /// An admin whose queues get `config`'s visibility timeout and long-poll
     /// wait, and a redrive after 5 receives.
     pub async fn connect(config: &SqsConfig) -> Result<Self, TransportError> {
+        let admin = Self::new(config)?;
+        admin.client().await;
+        Ok(admin)
+    }
+
+    /// Like [`connect`](Self::connect), but the client (AWS configuration,
+    /// credentials) is only set up by the first call that needs it.
+    pub fn new(config: &SqsConfig) -> Result<Self, TransportError> {
         config.validate()?;
-        Ok(Self::with_client(super::client(config).await, config))
+        Ok(Self {
+            client: Arc::new(OnceCell::new()),
+            config: config.clone(),
+            visibility_timeout: config.visibility_timeout,
+            wait_time: config.wait_time,
+            max_receive_count: 5,
+        })
     }
 
     /// Like [`connect`](Self::connect) with an existing client.
     pub fn with_client(client: Client, config: &SqsConfig) -> Self {
         Self {
-            client,
+            client: Arc::new(OnceCell::new_with(Some(client))),
+            config: config.clone(),
             visibility_timeout: config.visibility_timeout,
             wait_time: config.wait_time,
             max_receive_count: 5,
         }
+    }
+
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| super::client(&self.config))
+            .await
     }
 
     /// Sets after how many receives a message moves to the DLQ (at least 1).
@@ -117,7 +144,14 @@ impl SqsAdmin {
 
     /// The URL of queue `name`, `None` when it does not exist.
     pub async fn queue_url(&self, name: &str) -> Result<Option<String>, TransportError> {
-        match self.client.get_queue_url().queue_name(name).send().await {
+        match self
+            .client()
+            .await
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.queue_url),
             Err(err) if is_missing_queue(&err) => Ok(None),
             Err(err) => Err(admin_error(name, describe(&err))),
@@ -131,7 +165,8 @@ impl SqsAdmin {
     ) -> Result<HashMap<QueueAttributeName, String>, TransportError> {
         let url = self.require_url(name).await?;
         let out = self
-            .client
+            .client()
+            .await
             .get_queue_attributes()
             .queue_url(&url)
             .attribute_names(QueueAttributeName::All)
@@ -149,7 +184,8 @@ impl SqsAdmin {
 
     async fn arn(&self, name: &str, url: &str) -> Result<String, TransportError> {
         let out = self
-            .client
+            .client()
+            .await
             .get_queue_attributes()
             .queue_url(url)
             .attribute_names(QueueAttributeName::QueueArn)
@@ -173,7 +209,8 @@ impl SqsAdmin {
             Some(url) => Some(url),
             None => {
                 let created = self
-                    .client
+                    .client()
+                    .await
                     .create_queue()
                     .queue_name(name)
                     .set_attributes(Some(attributes.clone()))
@@ -205,14 +242,15 @@ impl SqsAdmin {
                 "queue vanished while being updated".into(),
             ));
         };
-        self.client
+        self.client()
+            .await
             .set_queue_attributes()
             .queue_url(&url)
             .set_attributes(Some(attributes))
             .send()
             .await
             .map_err(|err| admin_error(name, describe(&err)))?;
-        let mut tag = self.client.tag_queue().queue_url(&url);
+        let mut tag = self.client().await.tag_queue().queue_url(&url);
         for (k, v) in tags {
             tag = tag.tags(*k, *v);
         }
@@ -253,7 +291,8 @@ impl QueueAdmin for SqsAdmin {
     async fn depth(&self, queue: &str) -> Result<QueueDepth, TransportError> {
         let url = self.require_url(queue).await?;
         let out = self
-            .client
+            .client()
+            .await
             .get_queue_attributes()
             .queue_url(&url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
@@ -277,7 +316,14 @@ impl QueueAdmin for SqsAdmin {
         let Some(url) = self.queue_url(queue).await? else {
             return Ok(());
         };
-        match self.client.delete_queue().queue_url(&url).send().await {
+        match self
+            .client()
+            .await
+            .delete_queue()
+            .queue_url(&url)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) if is_missing_queue(&err) => Ok(()),
             Err(err) => Err(admin_error(queue, describe(&err))),
