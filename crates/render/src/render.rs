@@ -569,10 +569,12 @@ impl Context {
                 }
                 out.insert(name.clone(), Value::Object(m));
             }
-            Value::Object(out).to_string()
+            let mut v = Value::Object(out);
+            canonicalize(&mut v);
+            v.to_string()
         });
         let rules = res.rules.as_ref().map(|rs| {
-            Value::Array(
+            let mut v = Value::Array(
                 rs.iter()
                     .map(|r| {
                         let mut m = Map::new();
@@ -586,8 +588,9 @@ impl Context {
                         Value::Object(m)
                     })
                     .collect(),
-            )
-            .to_string()
+            );
+            canonicalize(&mut v);
+            v.to_string()
         });
 
         // --- sidecar ---

@@ -18,16 +18,16 @@ pub fn generated_actor(i: usize, with_flavors: bool) -> ActorDocument {
         "actor": name,
         "image": format!("registry.example.com/team/model-{}:v{}", i % 17, i % 5),
         "handler": format!("pkg.handlers_{}.process", i % 13),
-        "transport": if i % 2 == 0 { "rabbitmq" } else { "sqs" },
+        "transport": if i.is_multiple_of(2) { "rabbitmq" } else { "sqs" },
         "env": [{"name": "MODEL", "value": format!("m{i}")}],
         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}},
         "scaling": {"maxReplicaCount": 5 + i % 20},
     });
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         spec["scaling"] = json!({"enabled": false});
         spec["replicas"] = json!(2);
     }
-    if with_flavors && i % 3 == 0 {
+    if with_flavors && i.is_multiple_of(3) {
         spec["flavors"] = json!(["spot"]);
     }
     ActorDocument {
@@ -139,7 +139,11 @@ fn write_kustomize(
     }
     let mut top = String::from("resources:\n");
     for (i, a) in actors.iter().enumerate() {
-        let t = if i % 2 == 0 { "rabbitmq" } else { "sqs" };
+        let t = if i.is_multiple_of(2) {
+            "rabbitmq"
+        } else {
+            "sqs"
+        };
         let odir = dir.join("overlays").join(&a.name);
         std::fs::create_dir_all(&odir)?;
         let image = a.spec["image"].as_str().unwrap_or_default();
