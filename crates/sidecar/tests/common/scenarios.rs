@@ -1,0 +1,316 @@
+//! Test scenarios written once, run on each broker (`rabbitmq_*.rs`, `sqs_*.rs`).
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{Broker, Mesh, collect_ids, envelope};
+
+const LONG: Duration = Duration::from_secs(90);
+
+fn status<'a>(v: &'a Value, key: &str) -> &'a Value {
+    &v["status"][key]
+}
+
+/// A → B → C → x-sink: each handler's transformation arrives in storage.
+pub async fn pipeline(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor("a", "asya_test_handlers.step_a", &[]).await;
+    mesh.actor("b", "asya_test_handlers.step_b", &[]).await;
+    mesh.actor("c", "asya_test_handlers.step_c", &[]).await;
+    mesh.end_actor("x-sink").await;
+    for n in 0..3 {
+        let id = format!("pipe-{n}");
+        mesh.publish("a", &envelope(&id, &["a", "b", "c"], json!({"n": n, "trail": []})))
+            .await;
+    }
+    let stored = mesh.wait_stored("succeeded", 3, LONG).await;
+    assert_eq!(stored.len(), 3);
+    for env in stored {
+        let n: i64 = env["id"].as_str().unwrap()[5..].parse().unwrap();
+        assert_eq!(env["payload"]["n"], json!((n * 2 + 1) * 10), "{env}");
+        assert_eq!(env["payload"]["trail"], json!(["a", "b", "c"]));
+        assert_eq!(env["route"]["prev"], json!(["a", "b", "c"]));
+        assert_eq!(status(&env, "phase"), "succeeded");
+        assert_eq!(status(&env, "reason"), "Completed");
+    }
+}
+
+/// A generator yielding N values makes N envelopes: frame 0 keeps the id,
+/// the others get fresh ids and `parent_id`.
+pub async fn fan_out(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor("f", "asya_test_handlers.fan_out", &[]).await;
+    mesh.end_actor("x-sink").await;
+    mesh.publish("f", &envelope("origin", &["f"], json!({"count": 5}))).await;
+    let stored = mesh.wait_stored("succeeded", 5, LONG).await;
+    let ids: HashSet<&str> = stored.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 5, "ids must be distinct: {ids:?}");
+    assert!(ids.contains("origin"));
+    let mut indexes: Vec<i64> = stored.iter().map(|e| e["payload"]["index"].as_i64().unwrap()).collect();
+    indexes.sort();
+    assert_eq!(indexes, vec![0, 1, 2, 3, 4]);
+    for e in &stored {
+        if e["id"] == "origin" {
+            assert!(e.get("parent_id").is_none() || e["parent_id"].is_null(), "{e}");
+            assert_eq!(e["payload"]["index"], 0);
+        } else {
+            assert_eq!(e["parent_id"], "origin", "{e}");
+        }
+    }
+}
+
+fn exponential_policy(max_attempts: u32, initial: &str) -> String {
+    json!({"transient": {"maxAttempts": max_attempts, "backoff": "exponential", "initialDelay": initial, "maxInterval": "5s"}})
+        .to_string()
+}
+
+const TRANSIENT_RULE: &str = r#"[{"errors": ["TransientError"], "policy": "transient"}]"#;
+
+/// Fails twice, then succeeds; the delays between calls respect the policy
+/// (200 ms, then 400 ms).
+pub async fn retries_wait_then_succeed(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    let policies = exponential_policy(5, "200ms");
+    mesh.actor(
+        "r",
+        "asya_test_handlers.flaky",
+        &[("ASYA_RESILIENCY_POLICIES", &policies), ("ASYA_RESILIENCY_RULES", TRANSIENT_RULE)],
+    )
+    .await;
+    mesh.end_actor("x-sink").await;
+    mesh.publish("r", &envelope("flaky-1", &["r"], json!({"key": "k1", "fail_times": 2}))).await;
+    let stored = mesh.wait_stored("succeeded", 1, LONG).await;
+    let env = &stored[0];
+    let calls: Vec<f64> = env["payload"]["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(calls.len(), 3, "two failures then one success: {env}");
+    let gaps = [calls[1] - calls[0], calls[2] - calls[1]];
+    eprintln!("measured retry delays: {gaps:?} (policy: 0.2 s, 0.4 s)");
+    assert!(gaps[0] >= 0.2, "first retry came after {} s < 200 ms", gaps[0]);
+    assert!(gaps[1] >= 0.4, "second retry came after {} s < 400 ms", gaps[1]);
+    assert!(gaps[0] < 15.0 && gaps[1] < 15.0, "retries far too slow: {gaps:?}");
+    assert!(mesh.store.list("failed/").await.unwrap().is_empty());
+}
+
+/// Retries run out → x-sink with phase failed and the error, and from there x-sump.
+pub async fn exhausted_retries_go_to_sink_as_failed(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    let policies = exponential_policy(3, "100ms");
+    mesh.actor(
+        "r",
+        "asya_test_handlers.always_fails",
+        &[("ASYA_RESILIENCY_POLICIES", &policies), ("ASYA_RESILIENCY_RULES", TRANSIENT_RULE)],
+    )
+    .await;
+    mesh.end_actor("x-sink").await;
+    mesh.end_actor("x-sump").await;
+    mesh.publish("r", &envelope("doomed", &["r", "never"], json!({"x": 1}))).await;
+    let failed = mesh.wait_stored("failed", 1, LONG).await;
+    let env = &failed[0];
+    assert_eq!(status(env, "phase"), "failed", "{env}");
+    assert_eq!(status(env, "reason"), "PolicyExhausted");
+    assert_eq!(status(env, "attempt"), 3);
+    assert_eq!(status(env, "max_attempts"), 3);
+    assert!(status(env, "error")["type"].as_str().unwrap().ends_with("TransientError"));
+    assert_eq!(status(env, "error")["message"], "this handler always fails");
+    assert_eq!(env["payload"]["original_payload"], json!({"x": 1}));
+    // Handler failures reach x-sump through x-sink.
+    let sump = mesh.wait_stored("sump", 1, LONG).await;
+    assert_eq!(sump[0]["id"], "doomed");
+    assert!(mesh.store.list("succeeded/").await.unwrap().is_empty());
+}
+
+/// `action: fail` sends the envelope to x-sink failed at once, no retry.
+pub async fn fail_action_skips_retries(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    let policies = json!({"default": {"maxAttempts": 5, "backoff": "constant", "initialDelay": "10s"}}).to_string();
+    mesh.actor(
+        "r",
+        "asya_test_handlers.fatal",
+        &[
+            ("ASYA_RESILIENCY_POLICIES", &policies),
+            ("ASYA_RESILIENCY_RULES", r#"[{"errors": ["asya_test_handlers.FatalError"], "action": "fail"}]"#),
+        ],
+    )
+    .await;
+    mesh.end_actor("x-sink").await;
+    let start = Instant::now();
+    mesh.publish("r", &envelope("fatal-1", &["r"], json!({}))).await;
+    let failed = mesh.wait_stored("failed", 1, LONG).await;
+    let env = &failed[0];
+    assert_eq!(status(env, "attempt"), 1, "no retry expected: {env}");
+    assert_eq!(status(env, "reason"), "RuntimeError");
+    assert_eq!(status(env, "error")["type"], "asya_test_handlers.FatalError");
+    // A retry would have waited the policy's 10 s first.
+    assert!(start.elapsed() < Duration::from_secs(60));
+}
+
+/// Exhausted with `onExhausted`: the route is shifted properly, so the
+/// fallback actor accepts the envelope.
+pub async fn on_exhausted_shifts_the_route_to_the_fallback(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    let policies = json!({"transient": {"maxAttempts": 2, "backoff": "constant", "initialDelay": "100ms", "onExhausted": ["fallback"]}}).to_string();
+    mesh.actor(
+        "r",
+        "asya_test_handlers.always_fails",
+        &[("ASYA_RESILIENCY_POLICIES", &policies), ("ASYA_RESILIENCY_RULES", TRANSIENT_RULE)],
+    )
+    .await;
+    mesh.actor("fallback", "asya_test_handlers.echo", &[]).await;
+    mesh.end_actor("x-sink").await;
+    mesh.publish("r", &envelope("fb-1", &["r", "unreached"], json!({"v": 7}))).await;
+    let stored = mesh.wait_stored("succeeded", 1, LONG).await;
+    let env = &stored[0];
+    assert_eq!(env["route"]["prev"], json!(["r", "fallback"]), "{env}");
+    assert_eq!(env["payload"], json!({"v": 7}));
+}
+
+/// A body that is not an envelope goes to x-sump with the raw body kept.
+pub async fn unparseable_message_goes_to_sump(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor("a", "asya_test_handlers.echo", &[]).await;
+    mesh.end_actor("x-sump").await;
+    mesh.publish("a", b"this is {not json").await;
+    let sump = mesh.wait_stored("sump", 1, LONG).await;
+    assert_eq!(sump[0]["payload"]["raw"], "this is {not json");
+    assert_eq!(status(&sump[0], "reason"), "ParseError");
+    assert_eq!(status(&sump[0], "phase"), "failed");
+}
+
+/// An envelope whose `route.curr` is another actor goes to x-sump.
+pub async fn route_mismatch_goes_to_sump(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor("a", "asya_test_handlers.echo", &[]).await;
+    mesh.end_actor("x-sump").await;
+    mesh.publish("a", &envelope("lost-1", &["someone-else"], json!({}))).await;
+    let sump = mesh.wait_stored("sump", 1, LONG).await;
+    assert_eq!(sump[0]["id"], "lost-1");
+    assert_eq!(status(&sump[0], "reason"), "RouteMismatch");
+}
+
+/// A call longer than actorTimeout is abandoned: x-sump with Timeout.
+pub async fn actor_timeout_sends_to_sump(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor("s", "asya_test_handlers.slow", &[("ASYA_RESILIENCY_ACTOR_TIMEOUT", "1s")]).await;
+    mesh.end_actor("x-sump").await;
+    mesh.publish("s", &envelope("slow-1", &["s"], json!({"sleep": 5}))).await;
+    let sump = mesh.wait_stored("sump", 1, LONG).await;
+    assert_eq!(status(&sump[0], "reason"), "Timeout");
+    assert_eq!(status(&sump[0], "error")["type"], "Timeout");
+}
+
+/// What to break while 2,000 messages flow.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    KillSidecar,
+    KillRuntime,
+    RestartBroker,
+}
+
+/// Publishes `total` messages through one echo actor while `fault` strikes
+/// twice; every id must reach x-sink (duplicates are counted and printed).
+pub async fn zero_loss(broker: Broker, fault: Fault, total: usize) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor("a", "asya_test_handlers.echo_briefly", &[("ASYA_CONCURRENCY", "8")]).await;
+    let sink = mesh.consumer("x-sink", 64).await;
+    let started = Instant::now();
+    let bodies: Vec<Vec<u8>> = (0..total)
+        .map(|i| envelope(&format!("m-{i}"), &["a"], json!({"i": i})))
+        .collect();
+    for chunk in bodies.chunks(100) {
+        futures::future::join_all(chunk.iter().map(|b| mesh.client.publish("a", b)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .expect("publish");
+    }
+    eprintln!("published {total} in {:?}", started.elapsed());
+    let strikes = [total / 5, total * 3 / 5];
+    let mut struck = 0;
+    let procs = mesh.actors.get_mut("a").unwrap();
+    let (seen, dups) = collect_ids(&sink, total, Duration::from_secs(180), |n| {
+        if struck < strikes.len() && n >= strikes[struck] {
+            struck += 1;
+            eprintln!("fault {fault:?} #{struck} at {n} received");
+            match fault {
+                Fault::KillSidecar => {
+                    procs.kill_sidecar();
+                    procs.start_sidecar();
+                }
+                Fault::KillRuntime => {
+                    procs.kill_runtime();
+                    procs.start_runtime();
+                }
+                Fault::RestartBroker => restart_rabbitmq(),
+            }
+        }
+    })
+    .await;
+    sink.close().await;
+    let missing: Vec<usize> = (0..total).filter(|i| !seen.contains(&format!("m-{i}"))).collect();
+    eprintln!(
+        "zero-loss {fault:?}: {} of {total} ids reached x-sink, {dups} duplicates, {} missing, in {:?}",
+        seen.len(),
+        missing.len(),
+        started.elapsed()
+    );
+    if !missing.is_empty() {
+        mesh.dump_logs();
+    }
+    assert_eq!(struck, 2, "faults were not injected");
+    assert!(missing.is_empty(), "lost messages: {:?}", &missing[..missing.len().min(20)]);
+}
+
+/// `rabbitmqctl stop_app`, a pause, `start_app` (also on panic).
+pub fn restart_rabbitmq() {
+    struct StartGuard;
+    impl Drop for StartGuard {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("rabbitmqctl").args(["-q", "start_app"]).status();
+        }
+    }
+    let _guard = StartGuard;
+    let stop = std::process::Command::new("rabbitmqctl").args(["-q", "stop_app"]).status();
+    assert!(stop.is_ok_and(|s| s.success()), "rabbitmqctl stop_app failed");
+    std::thread::sleep(Duration::from_secs(2));
+}
+
+/// SIGTERM while a slow handler runs: it completes, is acked, the sidecar
+/// exits 0, and nothing is redelivered.
+pub async fn sigterm_finishes_in_flight_work(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor("s", "asya_test_handlers.slow", &[("ASYA_SHUTDOWN_GRACE", "20s")]).await;
+    let sink = mesh.consumer("x-sink", 8).await;
+    // Wait until the sidecar has consumed: the handler sleeps 3 s.
+    mesh.publish("s", &envelope("term-1", &["s"], json!({"sleep": 3}))).await;
+    wait_until_taken(&mesh, "s").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let procs = mesh.procs("s");
+    let code = procs.sigterm_sidecar(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "sidecar must exit 0 after SIGTERM");
+    let (seen, dups) = collect_ids(&sink, 1, Duration::from_secs(30), |_| {}).await;
+    assert!(seen.contains("term-1"), "in-flight message did not complete");
+    assert_eq!(dups, 0);
+    // Not redelivered: a new sidecar gets nothing and nothing more reaches x-sink.
+    let procs = mesh.procs("s");
+    procs.start_sidecar();
+    let (more, _) = collect_ids(&sink, 1, Duration::from_secs(6), |_| {}).await;
+    assert!(more.is_empty(), "redelivered after SIGTERM: {more:?}");
+    assert_eq!(mesh.depth("s").await, 0);
+}
+
+async fn wait_until_taken(mesh: &Mesh, actor: &str) {
+    let start = Instant::now();
+    while mesh.depth(actor).await > 0 {
+        assert!(start.elapsed() < LONG, "sidecar never took the message");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

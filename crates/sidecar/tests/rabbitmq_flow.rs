@@ -1,0 +1,70 @@
+//! Routing, fan-out, resiliency and x-sump paths on RabbitMQ.
+
+mod common;
+
+use common::{Broker, scenarios, servers_available};
+
+const B: Broker = Broker::RabbitMq;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_actor_pipeline_delivers_transformed_payloads_to_sink() {
+    if servers_available(B) {
+        scenarios::pipeline(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generator_fans_out_children_with_distinct_ids_and_parent_id() {
+    if servers_available(B) {
+        scenarios::fan_out(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_twice_then_succeeding_waits_the_exponential_delays() {
+    if servers_available(B) {
+        scenarios::retries_wait_then_succeed(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_retries_go_to_sink_as_failed_and_then_to_sump() {
+    if servers_available(B) {
+        scenarios::exhausted_retries_go_to_sink_as_failed(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_action_skips_retries() {
+    if servers_available(B) {
+        scenarios::fail_action_skips_retries(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_exhausted_shifts_the_route_to_the_fallback_actor() {
+    if servers_available(B) {
+        scenarios::on_exhausted_shifts_the_route_to_the_fallback(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unparseable_message_goes_to_sump_with_its_raw_body() {
+    if servers_available(B) {
+        scenarios::unparseable_message_goes_to_sump(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_mismatch_goes_to_sump() {
+    if servers_available(B) {
+        scenarios::route_mismatch_goes_to_sump(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actor_timeout_abandons_the_call_and_sends_to_sump() {
+    if servers_available(B) {
+        scenarios::actor_timeout_sends_to_sump(B).await;
+    }
+}
