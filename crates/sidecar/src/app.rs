@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use asya_transport::Transport;
 use asya_transport::rabbitmq::{RabbitMq, RabbitMqConfig};
+use asya_transport::sqs::{SqsConfig, SqsTransport};
 
 use crate::config::{Config, Role, TransportKind};
 use crate::error::SidecarError;
@@ -61,22 +62,26 @@ pub async fn run(cfg: Config) -> Result<(), SidecarError> {
             })
             .await
         }
-        TransportKind::Sqs => crate::app::run_sqs(cfg, metrics, listener, shutdown).await,
+        TransportKind::Sqs => run_sqs(cfg, metrics, listener, shutdown).await,
     }
 }
 
-/// SQS wiring lives with the SQS transport.
+/// SQS: the queue must exist (the controller creates it); until it does,
+/// the sidecar retries with backoff.
 async fn run_sqs(
     cfg: Arc<Config>,
     metrics: Metrics,
     listener: tokio::net::TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), SidecarError> {
-    let _ = (&cfg, &metrics, &listener, &shutdown);
-    Err(SidecarError::Config {
-        var: "ASYA_TRANSPORT".into(),
-        reason: "sqs is not wired into this build yet".into(),
+    let scfg = SqsConfig::from_env()?;
+    let namespace = cfg.namespace.clone();
+    serve(cfg, metrics, listener, shutdown, move |actor: String| {
+        let scfg = scfg.clone();
+        let namespace = namespace.clone();
+        async move { SqsTransport::connect(scfg, &namespace, &actor).await }
     })
+    .await
 }
 
 async fn serve<T, F, Fut>(
