@@ -48,9 +48,7 @@ pub fn servers_available(broker: Broker) -> bool {
     if missing.is_empty() {
         true
     } else {
-        eprintln!(
-            "SKIPPED: {missing:?} unset; run `eval \"$(bash tests/servers/up.sh)\"` first"
-        );
+        eprintln!("SKIPPED: {missing:?} unset; run `eval \"$(bash tests/servers/up.sh)\"` first");
         false
     }
 }
@@ -122,7 +120,10 @@ pub struct ActorProcs {
 
 impl Drop for ActorProcs {
     fn drop(&mut self) {
-        for c in [self.sidecar.as_mut(), self.runtime.as_mut()].into_iter().flatten() {
+        for c in [self.sidecar.as_mut(), self.runtime.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -145,9 +146,14 @@ impl Mesh {
         let suffix = random_suffix();
         let namespace = format!("t{suffix}");
         let bucket = format!("asya-test-{suffix}");
-        let store = EnvelopeStore::new(&bucket, "results/", Some(&var("ASYA_TEST_AWS_ENDPOINT")), "us-east-1")
-            .await
-            .expect("store");
+        let store = EnvelopeStore::new(
+            &bucket,
+            "results/",
+            Some(&var("ASYA_TEST_AWS_ENDPOINT")),
+            "us-east-1",
+        )
+        .await
+        .expect("store");
         store.ensure_bucket().await.expect("create bucket");
         let client = match broker {
             Broker::RabbitMq => {
@@ -158,8 +164,15 @@ impl Mesh {
                 let cfg = SqsConfig::new("us-east-1", Some(var("ASYA_TEST_AWS_ENDPOINT")));
                 let admin = SqsAdmin::connect(&cfg).await.expect("sqs admin");
                 // The test's own client is bound to a queue of its own.
-                admin.ensure_actor_queue(&namespace, "test-client").await.expect("queue");
-                Client::Sqs(SqsTransport::connect(cfg, &namespace, "test-client").await.expect("sqs"))
+                admin
+                    .ensure_actor_queue(&namespace, "test-client")
+                    .await
+                    .expect("queue");
+                Client::Sqs(
+                    SqsTransport::connect(cfg, &namespace, "test-client")
+                        .await
+                        .expect("sqs"),
+                )
             }
         };
         Self {
@@ -181,7 +194,10 @@ impl Mesh {
             Broker::Sqs => {
                 let cfg = SqsConfig::new("us-east-1", Some(var("ASYA_TEST_AWS_ENDPOINT")));
                 let admin = SqsAdmin::connect(&cfg).await.expect("sqs admin");
-                admin.ensure_actor_queue(&self.namespace, actor).await.expect("queue");
+                admin
+                    .ensure_actor_queue(&self.namespace, actor)
+                    .await
+                    .expect("queue");
             }
         }
     }
@@ -192,7 +208,8 @@ impl Mesh {
         self.ensure_queue(actor).await;
         match self.broker {
             Broker::RabbitMq => {
-                let mut cfg = RabbitMqConfig::new(var("ASYA_TEST_RABBITMQ_URL"), self.namespace.clone());
+                let mut cfg =
+                    RabbitMqConfig::new(var("ASYA_TEST_RABBITMQ_URL"), self.namespace.clone());
                 cfg.prefetch = prefetch;
                 Client::Rabbit(RabbitMq::consume(cfg, actor).await.expect("consume"))
             }
@@ -200,7 +217,11 @@ impl Mesh {
                 let mut cfg = SqsConfig::new("us-east-1", Some(var("ASYA_TEST_AWS_ENDPOINT")));
                 cfg.wait_time = Duration::from_secs(1);
                 cfg.batch_size = i32::from(prefetch.clamp(1, 10));
-                Client::Sqs(SqsTransport::connect(cfg, &self.namespace, actor).await.expect("sqs"))
+                Client::Sqs(
+                    SqsTransport::connect(cfg, &self.namespace, actor)
+                        .await
+                        .expect("sqs"),
+                )
             }
         }
     }
@@ -262,7 +283,11 @@ impl Mesh {
     /// Starts an end actor (`x-sink` or `x-sump`): a sidecar, no runtime.
     pub async fn end_actor(&mut self, name: &str) {
         self.ensure_queue(name).await;
-        let role = if name == "x-sump" || name == "error-end" { "sump" } else { "sink" };
+        let role = if name == "x-sump" || name == "error-end" {
+            "sump"
+        } else {
+            "sink"
+        };
         let mut env = self.base_env(name);
         env.push(("ASYA_ACTOR_ROLE".into(), role.into()));
         env.push(("ASYA_CONCURRENCY".into(), "8".into()));
@@ -316,14 +341,22 @@ impl Mesh {
             if keys.len() >= count {
                 let mut out = Vec::new();
                 for k in keys {
-                    let body = self.store.get(&k).await.expect("get").expect("object vanished");
+                    let body = self
+                        .store
+                        .get(&k)
+                        .await
+                        .expect("get")
+                        .expect("object vanished");
                     out.push(serde_json::from_slice(&body).expect("stored object is JSON"));
                 }
                 return out;
             }
             if start.elapsed() > timeout {
                 self.dump_logs();
-                panic!("only {} of {count} {kind} envelopes stored after {timeout:?}", keys.len());
+                panic!(
+                    "only {} of {count} {kind} envelopes stored after {timeout:?}",
+                    keys.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -350,7 +383,9 @@ impl Mesh {
 impl ActorProcs {
     fn log_file(&mut self, what: &str) -> std::fs::File {
         self.starts += 1;
-        let path = self.log_dir.join(format!("{}-{what}-{}.log", self.name, self.starts));
+        let path = self
+            .log_dir
+            .join(format!("{}-{what}-{}.log", self.name, self.starts));
         std::fs::File::create(path).expect("log file")
     }
 
@@ -387,7 +422,13 @@ impl ActorProcs {
         let log = self.log_file("sidecar");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_asya-sidecar"));
         cmd.env_clear();
-        for k in ["PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        for k in [
+            "PATH",
+            "HOME",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION",
+        ] {
             if let Ok(v) = std::env::var(k) {
                 cmd.env(k, v);
             }
@@ -420,7 +461,10 @@ impl ActorProcs {
     /// Sends SIGTERM to the sidecar and waits for its exit code.
     pub fn sigterm_sidecar(&mut self, timeout: Duration) -> Option<i32> {
         let mut c = self.sidecar.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = c.try_wait() {
@@ -469,7 +513,8 @@ pub async fn collect_ids(
         if left.is_zero() {
             break;
         }
-        let d = match tokio::time::timeout(left.min(Duration::from_secs(2)), client.receive()).await {
+        let d = match tokio::time::timeout(left.min(Duration::from_secs(2)), client.receive()).await
+        {
             Ok(Ok(d)) => d,
             Ok(Err(_)) | Err(_) => continue,
         };

@@ -24,8 +24,11 @@ pub async fn pipeline(broker: Broker) {
     mesh.end_actor("x-sink").await;
     for n in 0..3 {
         let id = format!("pipe-{n}");
-        mesh.publish("a", &envelope(&id, &["a", "b", "c"], json!({"n": n, "trail": []})))
-            .await;
+        mesh.publish(
+            "a",
+            &envelope(&id, &["a", "b", "c"], json!({"n": n, "trail": []})),
+        )
+        .await;
     }
     let stored = mesh.wait_stored("succeeded", 3, LONG).await;
     assert_eq!(stored.len(), 3);
@@ -45,17 +48,24 @@ pub async fn fan_out(broker: Broker) {
     let mut mesh = Mesh::new(broker).await;
     mesh.actor("f", "asya_test_handlers.fan_out", &[]).await;
     mesh.end_actor("x-sink").await;
-    mesh.publish("f", &envelope("origin", &["f"], json!({"count": 5}))).await;
+    mesh.publish("f", &envelope("origin", &["f"], json!({"count": 5})))
+        .await;
     let stored = mesh.wait_stored("succeeded", 5, LONG).await;
     let ids: HashSet<&str> = stored.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 5, "ids must be distinct: {ids:?}");
     assert!(ids.contains("origin"));
-    let mut indexes: Vec<i64> = stored.iter().map(|e| e["payload"]["index"].as_i64().unwrap()).collect();
+    let mut indexes: Vec<i64> = stored
+        .iter()
+        .map(|e| e["payload"]["index"].as_i64().unwrap())
+        .collect();
     indexes.sort();
     assert_eq!(indexes, vec![0, 1, 2, 3, 4]);
     for e in &stored {
         if e["id"] == "origin" {
-            assert!(e.get("parent_id").is_none() || e["parent_id"].is_null(), "{e}");
+            assert!(
+                e.get("parent_id").is_none() || e["parent_id"].is_null(),
+                "{e}"
+            );
             assert_eq!(e["payload"]["index"], 0);
         } else {
             assert_eq!(e["parent_id"], "origin", "{e}");
@@ -78,11 +88,18 @@ pub async fn retries_wait_then_succeed(broker: Broker) {
     mesh.actor(
         "r",
         "asya_test_handlers.flaky",
-        &[("ASYA_RESILIENCY_POLICIES", &policies), ("ASYA_RESILIENCY_RULES", TRANSIENT_RULE)],
+        &[
+            ("ASYA_RESILIENCY_POLICIES", &policies),
+            ("ASYA_RESILIENCY_RULES", TRANSIENT_RULE),
+        ],
     )
     .await;
     mesh.end_actor("x-sink").await;
-    mesh.publish("r", &envelope("flaky-1", &["r"], json!({"key": "k1", "fail_times": 2}))).await;
+    mesh.publish(
+        "r",
+        &envelope("flaky-1", &["r"], json!({"key": "k1", "fail_times": 2})),
+    )
+    .await;
     let stored = mesh.wait_stored("succeeded", 1, LONG).await;
     let env = &stored[0];
     let calls: Vec<f64> = env["payload"]["calls"]
@@ -94,9 +111,20 @@ pub async fn retries_wait_then_succeed(broker: Broker) {
     assert_eq!(calls.len(), 3, "two failures then one success: {env}");
     let gaps = [calls[1] - calls[0], calls[2] - calls[1]];
     eprintln!("measured retry delays: {gaps:?} (policy: 0.2 s, 0.4 s)");
-    assert!(gaps[0] >= 0.2, "first retry came after {} s < 200 ms", gaps[0]);
-    assert!(gaps[1] >= 0.4, "second retry came after {} s < 400 ms", gaps[1]);
-    assert!(gaps[0] < 15.0 && gaps[1] < 15.0, "retries far too slow: {gaps:?}");
+    assert!(
+        gaps[0] >= 0.2,
+        "first retry came after {} s < 200 ms",
+        gaps[0]
+    );
+    assert!(
+        gaps[1] >= 0.4,
+        "second retry came after {} s < 400 ms",
+        gaps[1]
+    );
+    assert!(
+        gaps[0] < 15.0 && gaps[1] < 15.0,
+        "retries far too slow: {gaps:?}"
+    );
     assert!(mesh.store.list("failed/").await.unwrap().is_empty());
 }
 
@@ -107,19 +135,28 @@ pub async fn exhausted_retries_go_to_sink_as_failed(broker: Broker) {
     mesh.actor(
         "r",
         "asya_test_handlers.always_fails",
-        &[("ASYA_RESILIENCY_POLICIES", &policies), ("ASYA_RESILIENCY_RULES", TRANSIENT_RULE)],
+        &[
+            ("ASYA_RESILIENCY_POLICIES", &policies),
+            ("ASYA_RESILIENCY_RULES", TRANSIENT_RULE),
+        ],
     )
     .await;
     mesh.end_actor("x-sink").await;
     mesh.end_actor("x-sump").await;
-    mesh.publish("r", &envelope("doomed", &["r", "never"], json!({"x": 1}))).await;
+    mesh.publish("r", &envelope("doomed", &["r", "never"], json!({"x": 1})))
+        .await;
     let failed = mesh.wait_stored("failed", 1, LONG).await;
     let env = &failed[0];
     assert_eq!(status(env, "phase"), "failed", "{env}");
     assert_eq!(status(env, "reason"), "PolicyExhausted");
     assert_eq!(status(env, "attempt"), 3);
     assert_eq!(status(env, "max_attempts"), 3);
-    assert!(status(env, "error")["type"].as_str().unwrap().ends_with("TransientError"));
+    assert!(
+        status(env, "error")["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("TransientError")
+    );
     assert_eq!(status(env, "error")["message"], "this handler always fails");
     assert_eq!(env["payload"]["original_payload"], json!({"x": 1}));
     // Handler failures reach x-sump through x-sink.
@@ -131,24 +168,33 @@ pub async fn exhausted_retries_go_to_sink_as_failed(broker: Broker) {
 /// `action: fail` sends the envelope to x-sink failed at once, no retry.
 pub async fn fail_action_skips_retries(broker: Broker) {
     let mut mesh = Mesh::new(broker).await;
-    let policies = json!({"default": {"maxAttempts": 5, "backoff": "constant", "initialDelay": "10s"}}).to_string();
+    let policies =
+        json!({"default": {"maxAttempts": 5, "backoff": "constant", "initialDelay": "10s"}})
+            .to_string();
     mesh.actor(
         "r",
         "asya_test_handlers.fatal",
         &[
             ("ASYA_RESILIENCY_POLICIES", &policies),
-            ("ASYA_RESILIENCY_RULES", r#"[{"errors": ["asya_test_handlers.FatalError"], "action": "fail"}]"#),
+            (
+                "ASYA_RESILIENCY_RULES",
+                r#"[{"errors": ["asya_test_handlers.FatalError"], "action": "fail"}]"#,
+            ),
         ],
     )
     .await;
     mesh.end_actor("x-sink").await;
     let start = Instant::now();
-    mesh.publish("r", &envelope("fatal-1", &["r"], json!({}))).await;
+    mesh.publish("r", &envelope("fatal-1", &["r"], json!({})))
+        .await;
     let failed = mesh.wait_stored("failed", 1, LONG).await;
     let env = &failed[0];
     assert_eq!(status(env, "attempt"), 1, "no retry expected: {env}");
     assert_eq!(status(env, "reason"), "RuntimeError");
-    assert_eq!(status(env, "error")["type"], "asya_test_handlers.FatalError");
+    assert_eq!(
+        status(env, "error")["type"],
+        "asya_test_handlers.FatalError"
+    );
     // A retry would have waited the policy's 10 s first.
     assert!(start.elapsed() < Duration::from_secs(60));
 }
@@ -161,12 +207,16 @@ pub async fn on_exhausted_shifts_the_route_to_the_fallback(broker: Broker) {
     mesh.actor(
         "r",
         "asya_test_handlers.always_fails",
-        &[("ASYA_RESILIENCY_POLICIES", &policies), ("ASYA_RESILIENCY_RULES", TRANSIENT_RULE)],
+        &[
+            ("ASYA_RESILIENCY_POLICIES", &policies),
+            ("ASYA_RESILIENCY_RULES", TRANSIENT_RULE),
+        ],
     )
     .await;
     mesh.actor("fallback", "asya_test_handlers.echo", &[]).await;
     mesh.end_actor("x-sink").await;
-    mesh.publish("r", &envelope("fb-1", &["r", "unreached"], json!({"v": 7}))).await;
+    mesh.publish("r", &envelope("fb-1", &["r", "unreached"], json!({"v": 7})))
+        .await;
     let stored = mesh.wait_stored("succeeded", 1, LONG).await;
     let env = &stored[0];
     assert_eq!(env["route"]["prev"], json!(["r", "fallback"]), "{env}");
@@ -190,7 +240,8 @@ pub async fn route_mismatch_goes_to_sump(broker: Broker) {
     let mut mesh = Mesh::new(broker).await;
     mesh.actor("a", "asya_test_handlers.echo", &[]).await;
     mesh.end_actor("x-sump").await;
-    mesh.publish("a", &envelope("lost-1", &["someone-else"], json!({}))).await;
+    mesh.publish("a", &envelope("lost-1", &["someone-else"], json!({})))
+        .await;
     let sump = mesh.wait_stored("sump", 1, LONG).await;
     assert_eq!(sump[0]["id"], "lost-1");
     assert_eq!(status(&sump[0], "reason"), "RouteMismatch");
@@ -199,9 +250,15 @@ pub async fn route_mismatch_goes_to_sump(broker: Broker) {
 /// A call longer than actorTimeout is abandoned: x-sump with Timeout.
 pub async fn actor_timeout_sends_to_sump(broker: Broker) {
     let mut mesh = Mesh::new(broker).await;
-    mesh.actor("s", "asya_test_handlers.slow", &[("ASYA_RESILIENCY_ACTOR_TIMEOUT", "1s")]).await;
+    mesh.actor(
+        "s",
+        "asya_test_handlers.slow",
+        &[("ASYA_RESILIENCY_ACTOR_TIMEOUT", "1s")],
+    )
+    .await;
     mesh.end_actor("x-sump").await;
-    mesh.publish("s", &envelope("slow-1", &["s"], json!({"sleep": 5}))).await;
+    mesh.publish("s", &envelope("slow-1", &["s"], json!({"sleep": 5})))
+        .await;
     let sump = mesh.wait_stored("sump", 1, LONG).await;
     assert_eq!(status(&sump[0], "reason"), "Timeout");
     assert_eq!(status(&sump[0], "error")["type"], "Timeout");
@@ -219,7 +276,12 @@ pub enum Fault {
 /// twice; every id must reach x-sink (duplicates are counted and printed).
 pub async fn zero_loss(broker: Broker, fault: Fault, total: usize) {
     let mut mesh = Mesh::new(broker).await;
-    mesh.actor("a", "asya_test_handlers.echo_briefly", &[("ASYA_CONCURRENCY", "8")]).await;
+    mesh.actor(
+        "a",
+        "asya_test_handlers.echo_briefly",
+        &[("ASYA_CONCURRENCY", "8")],
+    )
+    .await;
     let sink = mesh.consumer("x-sink", 64).await;
     let started = Instant::now();
     let bodies: Vec<Vec<u8>> = (0..total)
@@ -255,7 +317,9 @@ pub async fn zero_loss(broker: Broker, fault: Fault, total: usize) {
     })
     .await;
     sink.close().await;
-    let missing: Vec<usize> = (0..total).filter(|i| !seen.contains(&format!("m-{i}"))).collect();
+    let missing: Vec<usize> = (0..total)
+        .filter(|i| !seen.contains(&format!("m-{i}")))
+        .collect();
     eprintln!(
         "zero-loss {fault:?}: {} of {total} ids reached x-sink, {dups} duplicates, {} missing, in {:?}",
         seen.len(),
@@ -266,7 +330,11 @@ pub async fn zero_loss(broker: Broker, fault: Fault, total: usize) {
         mesh.dump_logs();
     }
     assert_eq!(struck, 2, "faults were not injected");
-    assert!(missing.is_empty(), "lost messages: {:?}", &missing[..missing.len().min(20)]);
+    assert!(
+        missing.is_empty(),
+        "lost messages: {:?}",
+        &missing[..missing.len().min(20)]
+    );
 }
 
 /// `rabbitmqctl stop_app`, a pause, `start_app` (also on panic).
@@ -274,12 +342,19 @@ pub fn restart_rabbitmq() {
     struct StartGuard;
     impl Drop for StartGuard {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("rabbitmqctl").args(["-q", "start_app"]).status();
+            let _ = std::process::Command::new("rabbitmqctl")
+                .args(["-q", "start_app"])
+                .status();
         }
     }
     let _guard = StartGuard;
-    let stop = std::process::Command::new("rabbitmqctl").args(["-q", "stop_app"]).status();
-    assert!(stop.is_ok_and(|s| s.success()), "rabbitmqctl stop_app failed");
+    let stop = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "stop_app"])
+        .status();
+    assert!(
+        stop.is_ok_and(|s| s.success()),
+        "rabbitmqctl stop_app failed"
+    );
     std::thread::sleep(Duration::from_secs(2));
 }
 
@@ -287,17 +362,26 @@ pub fn restart_rabbitmq() {
 /// exits 0, and nothing is redelivered.
 pub async fn sigterm_finishes_in_flight_work(broker: Broker) {
     let mut mesh = Mesh::new(broker).await;
-    mesh.actor("s", "asya_test_handlers.slow", &[("ASYA_SHUTDOWN_GRACE", "20s")]).await;
+    mesh.actor(
+        "s",
+        "asya_test_handlers.slow",
+        &[("ASYA_SHUTDOWN_GRACE", "20s")],
+    )
+    .await;
     let sink = mesh.consumer("x-sink", 8).await;
     // Wait until the sidecar has consumed: the handler sleeps 3 s.
-    mesh.publish("s", &envelope("term-1", &["s"], json!({"sleep": 3}))).await;
+    mesh.publish("s", &envelope("term-1", &["s"], json!({"sleep": 3})))
+        .await;
     wait_until_taken(&mesh, "s").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let procs = mesh.procs("s");
     let code = procs.sigterm_sidecar(Duration::from_secs(30));
     assert_eq!(code, Some(0), "sidecar must exit 0 after SIGTERM");
     let (seen, dups) = collect_ids(&sink, 1, Duration::from_secs(30), |_| {}).await;
-    assert!(seen.contains("term-1"), "in-flight message did not complete");
+    assert!(
+        seen.contains("term-1"),
+        "in-flight message did not complete"
+    );
     assert_eq!(dups, 0);
     // Not redelivered: a new sidecar gets nothing and nothing more reaches x-sink.
     let procs = mesh.procs("s");
