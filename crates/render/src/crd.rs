@@ -134,7 +134,6 @@ pub fn async_actor_crd() -> Value {
                 "plural": "asyncactors",
                 "singular": "asyncactor",
                 "shortNames": ["asya", "asyas"],
-                "categories": ["asya"],
             },
             "scope": "Namespaced",
             "versions": [{
@@ -172,7 +171,6 @@ pub fn flavor_crd() -> Value {
                 "listKind": "FlavorList",
                 "plural": "flavors",
                 "singular": "flavor",
-                "categories": ["asya"],
             },
             "scope": "Cluster",
             "versions": [{

@@ -739,7 +739,7 @@ impl Context {
             "ports": [{"name": "metrics", "containerPort": sc.metrics_port, "protocol": "TCP"}],
             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
             "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
-            "resources": sidecar_resources,
+            "resources": quantities_as_strings(sidecar_resources),
             "securityContext": restricted_security_context(),
             "volumeMounts": [
                 {"name": "asya-socket", "mountPath": SOCKET_DIR},
@@ -802,7 +802,7 @@ impl Context {
             "command": [python, format!("{RUNTIME_DIR}/asya_runtime.py")],
             "env": runtime_env,
             "envFrom": if runtime_env_from.is_empty() { Value::Null } else { json!(runtime_env_from) },
-            "resources": spec.resources.as_ref().map(|r| Value::Object(r.0.clone())),
+            "resources": spec.resources.as_ref().map(|r| quantities_as_strings(Value::Object(r.0.clone()))),
             "volumeMounts": runtime_mounts,
             "startupProbe": {"exec": {"command": probe_cmd}, "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 150},
             "livenessProbe": {"exec": {"command": probe_cmd}, "periodSeconds": 30, "timeoutSeconds": 5, "failureThreshold": 3},
@@ -825,7 +825,7 @@ impl Context {
             spec.init_containers
                 .iter()
                 .flatten()
-                .map(|c| Value::Object(c.0.clone())),
+                .map(|c| user_container(&c.0)),
         );
         let mut containers = vec![runtime];
         if sc.native {
@@ -833,12 +833,7 @@ impl Context {
         } else {
             containers.push(sidecar_container);
         }
-        containers.extend(
-            spec.sidecars
-                .iter()
-                .flatten()
-                .map(|c| Value::Object(c.0.clone())),
-        );
+        containers.extend(spec.sidecars.iter().flatten().map(|c| user_container(&c.0)));
 
         // --- transport specifics for queue / KEDA ---
         let region = cfg.region.clone().unwrap_or_else(|| "us-east-1".into());
@@ -1061,6 +1056,29 @@ impl Context {
         canonicalize(obj);
         Ok(())
     }
+}
+
+/// Resource quantities written as YAML numbers (`nvidia.com/gpu: 1`) become strings: server-side
+/// apply's typed schema rejects numbers where Kubernetes expects a Quantity.
+fn quantities_as_strings(mut resources: Value) -> Value {
+    for key in ["requests", "limits"] {
+        if let Some(Value::Object(m)) = resources.get_mut(key) {
+            for v in m.values_mut() {
+                if let Value::Number(n) = v {
+                    *v = Value::String(n.to_string());
+                }
+            }
+        }
+    }
+    resources
+}
+
+fn user_container(c: &Map<String, Value>) -> Value {
+    let mut c = c.clone();
+    if let Some(r) = c.remove("resources") {
+        c.insert("resources".into(), quantities_as_strings(r));
+    }
+    Value::Object(c)
 }
 
 /// Deep merge of maps (`over` wins on scalars); used for sidecar resources over defaults.

@@ -419,9 +419,21 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Document>, Diagno
     let mut out = Vec::new();
     let mut errs = Diagnostics::default();
     for (src, v) in parse_stream(source, text)? {
-        match classify(&src, &v) {
-            Ok(d) => out.push(d),
-            Err(e) => errs.extend(e),
+        // `kubectl get -o yaml` wraps several objects in a List.
+        let items: Vec<(String, &Value)> =
+            match (v.get("kind").and_then(Value::as_str), v.get("items")) {
+                (Some("List"), Some(Value::Array(items))) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| (format!("{src}#items[{i}]"), item))
+                    .collect(),
+                _ => vec![(src.clone(), &v)],
+            };
+        for (src, v) in items {
+            match classify(&src, v) {
+                Ok(d) => out.push(d),
+                Err(e) => errs.extend(e),
+            }
         }
     }
     errs.into_result()?;
