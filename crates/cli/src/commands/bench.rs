@@ -138,23 +138,38 @@ fn write_kustomize(
         )?;
     }
     let mut top = String::from("resources:\n");
+    std::fs::create_dir_all(dir.join("actors"))?;
     for (i, a) in actors.iter().enumerate() {
         let t = if i.is_multiple_of(2) {
             "rabbitmq"
         } else {
             "sqs"
         };
+        // The same actor as an AsyncActor file, for timing `asya render -f actors/`.
+        let doc = json!({"apiVersion": "asya.sh/v1alpha1", "kind": "AsyncActor",
+            "metadata": {"name": a.name, "namespace": a.namespace, "labels": a.labels}, "spec": a.spec});
+        std::fs::write(
+            dir.join("actors").join(format!("{}.yaml", a.name)),
+            to_yaml_stream([&doc]),
+        )?;
         let odir = dir.join("overlays").join(&a.name);
         std::fs::create_dir_all(&odir)?;
         let image = a.spec["image"].as_str().unwrap_or_default();
+        let (new_name, new_tag) = image.split_once(':').unwrap_or((image, "latest"));
         let handler = a.spec["handler"].as_str().unwrap_or_default();
         let ns = a.namespace.clone().unwrap_or_default();
+        let workload = format!("base-{i:04}");
+        let queue_key = if t == "rabbitmq" {
+            "queueName"
+        } else {
+            "queueURL"
+        };
+        let queue = format!("asya-{ns}-{}", a.name);
         let k = format!(
-            "resources:\n- ../../base-{t}\nnamespace: {ns}\nnameSuffix: -{i:04}\nlabels:\n- pairs:\n    team: t{}\n    asya.sh/actor: {}\nimages:\n- name: registry.example.com/team/model-{}\n  newName: {}\npatches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: replace\n      path: /spec/template/spec/containers/0/env/0/value\n      value: {handler}\n",
-            i % 4,
-            a.name,
-            t.len() % 2,
-            image.split(':').next().unwrap_or_default(),
+            "resources:\n- ../../base-{t}\nnamespace: {ns}\nnameSuffix: \"-{i:04}\"\nlabels:\n- pairs:\n    team: t{team}\n    asya.sh/actor: {name}\nimages:\n- name: registry.example.com/team/model-{base}\n  newName: {new_name}\n  newTag: {new_tag}\npatches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: replace\n      path: /spec/template/spec/containers/0/env/0/value\n      value: {handler}\n    - op: replace\n      path: /spec/template/spec/containers/1/env/0/value\n      value: {name}\n- target:\n    kind: ScaledObject\n  patch: |-\n    - op: replace\n      path: /spec/scaleTargetRef/name\n      value: {workload}\n    - op: replace\n      path: /spec/triggers/0/metadata/{queue_key}\n      value: {queue}\n",
+            team = i % 4,
+            name = a.name,
+            base = usize::from(t == "sqs"),
         );
         std::fs::write(odir.join("kustomization.yaml"), k)?;
         top.push_str(&format!("- overlays/{}\n", a.name));

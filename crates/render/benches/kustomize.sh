@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Render benchmark: 1,000 generated actors with asya, and the equivalent kustomize
+# base+overlays tree with `kubectl kustomize`, timed in the same run; prints the ratio.
+#
+#   bash crates/render/benches/kustomize.sh [N]        (N defaults to 1000)
+#
+# Uses target/release/asya (built with `cargo build --release -p asya-cli` if missing, or
+# $ASYA_BIN) and the `kubectl` on PATH (kustomize is built into kubectl >= 1.14).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+cd "$ROOT"
+N=${1:-1000}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+ASYA=${ASYA_BIN:-$TARGET/release/asya}
+if [ ! -x "$ASYA" ]; then
+  cargo build --release -p asya-cli >&2
+fi
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+now() { date +%s.%N; }
+ms() { echo "($2 - $1) * 1000" | bc -l | xargs printf '%.0f'; }
+
+echo "== asya (in-process render of $N actors, YAML serialisation included)"
+"$ASYA" bench --actors "$N" --flavors flavors --kustomize-dir "$TMP/tree"
+
+echo "== asya render -f actors/ ($N files, whole CLI process)"
+t0=$(now); "$ASYA" render -f "$TMP/tree/actors" --flavors flavors > "$TMP/asya.yaml"; t1=$(now)
+ASYA_MS=$(ms "$t0" "$t1")
+echo "asya render: $(grep -c '^kind:' "$TMP/asya.yaml") objects in ${ASYA_MS} ms"
+
+echo "== kubectl kustomize (base + $N overlays)"
+t0=$(now); kubectl kustomize "$TMP/tree" > "$TMP/kustomize.yaml"; t1=$(now)
+KUST_MS=$(ms "$t0" "$t1")
+echo "kubectl kustomize: $(grep -c '^kind:' "$TMP/kustomize.yaml") objects in ${KUST_MS} ms ($(kubectl version --client 2>/dev/null | grep -i kustomize || true))"
+
+echo "== ratio: kustomize / asya render = $(echo "$KUST_MS / ($ASYA_MS + 0.5)" | bc -l | xargs printf '%.1f')x"
