@@ -405,4 +405,8 @@ impl Transport for SqsTransport {
         let seconds = ceil_secs(by.min(config::SQS_MAX_VISIBILITY)).max(1);
         self.set_visibility(receipt(delivery)?, seconds).await
     }
+
+    async fn close(&self) {
+        self.release_buffered().await;
+    }
 }
