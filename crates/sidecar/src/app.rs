@@ -66,6 +66,26 @@ pub async fn run(cfg: Config) -> Result<(), SidecarError> {
     }
 }
 
+/// Publishes one body to `actor`'s queue (the `send` subcommand).
+pub async fn send(cfg: &Config, actor: &str, body: Vec<u8>) -> Result<(), SidecarError> {
+    let body = bytes::Bytes::from(body);
+    match cfg.transport {
+        TransportKind::RabbitMq => {
+            let mut rcfg = RabbitMqConfig::new(cfg.rabbitmq_url.clone(), cfg.namespace.clone());
+            rcfg.exchange = cfg.rabbitmq_exchange.clone();
+            rcfg.connection_name = "asya-sidecar send".into();
+            let t = RabbitMq::connect(rcfg).await?;
+            t.publish(actor, body, Duration::ZERO).await?;
+            t.close().await;
+        }
+        TransportKind::Sqs => {
+            let t = SqsTransport::connect(SqsConfig::from_env()?, &cfg.namespace, actor).await?;
+            t.publish(actor, body, Duration::ZERO).await?;
+        }
+    }
+    Ok(())
+}
+
 /// SQS: the queue must exist (the controller creates it); until it does,
 /// the sidecar retries with backoff.
 async fn run_sqs(

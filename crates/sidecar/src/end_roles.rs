@@ -68,7 +68,10 @@ impl EndRole {
                 Err(e) => return Handled::Requeue(format!("storing {}: {e}", env.id)),
             }
         } else {
-            tracing::info!(id = %env.id, phase = env.status_str("phase").unwrap_or(""), "final envelope (no ASYA_S3_BUCKET: not stored)");
+            let text = String::from_utf8_lossy(body);
+            let shown: String = text.chars().take(MAX_LOGGED_BYTES).collect();
+            tracing::info!(id = %env.id, phase = env.status_str("phase").unwrap_or(""), envelope = %shown,
+                "final envelope (no ASYA_S3_BUCKET: not stored)");
         }
         if failed {
             Handled::Forward {

@@ -26,6 +26,15 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Publish one envelope (JSON from --body or stdin) to ACTOR's queue,
+    /// using the same ASYA_* transport variables as `run` (local runs, debugging).
+    Send {
+        /// Destination actor.
+        actor: String,
+        /// The envelope; read from stdin when absent.
+        #[arg(long)]
+        body: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +51,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run => run(),
+        Command::Send { actor, body } => send(&actor, body),
     }
 }
 
@@ -68,6 +78,48 @@ fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "asya-sidecar failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn send(actor: &str, body: Option<String>) -> ExitCode {
+    let body = match body {
+        Some(b) => b,
+        None => {
+            let mut buf = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut buf) {
+                eprintln!("asya-sidecar send: reading stdin: {e}");
+                return ExitCode::FAILURE;
+            }
+            buf
+        }
+    };
+    let mut env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    // `send` needs no actor of its own.
+    env.entry("ASYA_ACTOR_NAME".into())
+        .or_insert_with(|| actor.to_string());
+    let cfg = match asya_sidecar::config::Config::from_map(&env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("asya-sidecar send: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("asya-sidecar send: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(asya_sidecar::app::send(&cfg, actor, body.into_bytes())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("asya-sidecar send: {e}");
             ExitCode::FAILURE
         }
     }
