@@ -39,11 +39,27 @@ pub struct Applied {
 
 /// Reads `apiVersion`, `kind` and `metadata.name` of a rendered object.
 pub fn object_key(object: &Value) -> Result<ObjectKey> {
-    let field = |ptr: &str| object.pointer(ptr).and_then(Value::as_str).map(str::to_owned);
-    match (field("/apiVersion"), field("/kind"), field("/metadata/name")) {
-        (Some(api_version), Some(kind), Some(name)) => Ok(ObjectKey { api_version, kind, name }),
+    let field = |ptr: &str| {
+        object
+            .pointer(ptr)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match (
+        field("/apiVersion"),
+        field("/kind"),
+        field("/metadata/name"),
+    ) {
+        (Some(api_version), Some(kind), Some(name)) => Ok(ObjectKey {
+            api_version,
+            kind,
+            name,
+        }),
         _ => Err(Error::MalformedObject(
-            object.pointer("/metadata/name").map(|n| n.to_string()).unwrap_or_else(|| "<unnamed>".into()),
+            object
+                .pointer("/metadata/name")
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "<unnamed>".into()),
         )),
     }
 }
@@ -52,7 +68,12 @@ pub fn object_key(object: &Value) -> Result<ObjectKey> {
 /// and the owner reference set. When `keda_scaled` names workloads a
 /// ScaledObject targets, their `spec.replicas` is dropped: KEDA's HPA owns it,
 /// and a value in our apply would fight the HPA on every reconcile.
-pub fn apply_body(object: &Value, namespace: &str, owner: &OwnerReference, keda_scaled: &BTreeSet<String>) -> Result<Value> {
+pub fn apply_body(
+    object: &Value,
+    namespace: &str,
+    owner: &OwnerReference,
+    keda_scaled: &BTreeSet<String>,
+) -> Result<Value> {
     let key = object_key(object)?;
     let mut body = object.clone();
     let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) else {
@@ -61,10 +82,11 @@ pub fn apply_body(object: &Value, namespace: &str, owner: &OwnerReference, keda_
     metadata.insert("namespace".into(), Value::String(namespace.to_owned()));
     let owner = serde_json::to_value(owner).map_err(|e| Error::MalformedObject(e.to_string()))?;
     metadata.insert("ownerReferences".into(), Value::Array(vec![owner]));
-    if matches!(key.kind.as_str(), "Deployment" | "StatefulSet") && keda_scaled.contains(&key.name) {
-        if let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.remove("replicas");
-        }
+    if matches!(key.kind.as_str(), "Deployment" | "StatefulSet")
+        && keda_scaled.contains(&key.name)
+        && let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.remove("replicas");
     }
     Ok(body)
 }
@@ -74,7 +96,10 @@ pub fn keda_scaled_workloads(objects: &[Value]) -> BTreeSet<String> {
     objects
         .iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("ScaledObject"))
-        .filter_map(|o| o.pointer("/spec/scaleTargetRef/name").and_then(Value::as_str))
+        .filter_map(|o| {
+            o.pointer("/spec/scaleTargetRef/name")
+                .and_then(Value::as_str)
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -119,7 +144,10 @@ pub async fn prune(
     let mut kinds: Vec<ApiResource> = resources::prunable();
     for key in keep {
         let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
-        if !kinds.iter().any(|k| k.group == ar.group && k.kind == ar.kind) {
+        if !kinds
+            .iter()
+            .any(|k| k.group == ar.group && k.kind == ar.kind)
+        {
             kinds.push(ar);
         }
     }
@@ -127,7 +155,10 @@ pub async fn prune(
     let mut deleted = Vec::new();
     for ar in kinds {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
-        let list = match api.list_metadata(&ListParams::default().labels(&selector)).await {
+        let list = match api
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+        {
             Ok(list) => list,
             // A kind whose CRD is not installed (e.g. KEDA absent) has nothing to prune.
             Err(kube::Error::Api(status)) if status.code == 404 => continue,
@@ -135,7 +166,9 @@ pub async fn prune(
         };
         for item in list.items {
             let name = item.name_any();
-            let wanted = keep.iter().any(|k| k.kind == ar.kind && group_of(&k.api_version) == ar.group && k.name == name);
+            let wanted = keep.iter().any(|k| {
+                k.kind == ar.kind && group_of(&k.api_version) == ar.group && k.name == name
+            });
             let ours = item.owner_references().iter().any(|o| o.uid == owner_uid);
             if wanted || !ours || item.metadata.deletion_timestamp.is_some() {
                 continue;
@@ -145,7 +178,11 @@ pub async fn prune(
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
-            deleted.push(ObjectKey { api_version: ar.api_version.clone(), kind: ar.kind.clone(), name });
+            deleted.push(ObjectKey {
+                api_version: ar.api_version.clone(),
+                kind: ar.kind.clone(),
+                name,
+            });
         }
     }
     Ok(deleted)

@@ -19,18 +19,24 @@ use crate::metrics::Metrics;
 pub async fn build(kubeconfig: Option<&Path>, metrics: &Metrics) -> Result<Client> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| Error::Kube(kube::Error::InferKubeconfig(e)))?;
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| Error::Kube(kube::Error::InferKubeconfig(e)))?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
                 .map_err(|e| Error::Kube(kube::Error::InferKubeconfig(e)))?
         }
-        None => Config::infer().await.map_err(|e| Error::Kube(kube::Error::InferConfig(e)))?,
+        None => Config::infer()
+            .await
+            .map_err(|e| Error::Kube(kube::Error::InferConfig(e)))?,
     };
     with_config(config, metrics)
 }
 
 /// A client for `config`, counting requests into `metrics`.
 pub fn with_config(config: Config, metrics: &Metrics) -> Result<Client> {
+    // Both ring (kube) and aws-lc-rs (the AWS SDK) are compiled in, so rustls
+    // cannot choose a process-wide provider on its own. Err = already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let counter = metrics.clone();
     let layer = MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
         counter.observe_request(req.method().as_str());

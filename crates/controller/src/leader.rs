@@ -11,8 +11,8 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ObjectMeta, PostParams};
 use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
@@ -34,7 +34,9 @@ pub struct HeldLease {
 impl HeldLease {
     /// Resolves when the lease is lost.
     pub async fn lost(self) -> Error {
-        self.lost.await.unwrap_or_else(|_| Error::Finalizer("lease renewal task ended".into()))
+        self.lost
+            .await
+            .unwrap_or_else(|_| Error::Finalizer("lease renewal task ended".into()))
     }
 }
 
@@ -58,7 +60,10 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> Result<HeldLease> {
             match try_acquire(&api, &cfg).await {
                 Ok(true) => last_renewed = tokio::time::Instant::now(),
                 Ok(false) => {
-                    let _ = tx.send(Error::Finalizer(format!("leader election: lease {} taken by another holder", cfg.name)));
+                    let _ = tx.send(Error::Finalizer(format!(
+                        "leader election: lease {} taken by another holder",
+                        cfg.name
+                    )));
                     return;
                 }
                 Err(e) if last_renewed.elapsed() >= cfg.duration => {
@@ -74,10 +79,15 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> Result<HeldLease> {
 
 async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool> {
     let now = Timestamp::now();
-    let seconds = i32::try_from(cfg.duration.as_secs()).unwrap_or(i32::MAX).max(1);
+    let seconds = i32::try_from(cfg.duration.as_secs())
+        .unwrap_or(i32::MAX)
+        .max(1);
     let Some(mut lease) = api.get_opt(&cfg.name).await? else {
         let lease = Lease {
-            metadata: ObjectMeta { name: Some(cfg.name.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(cfg.name.clone()),
+                ..Default::default()
+            },
             spec: Some(LeaseSpec {
                 holder_identity: Some(cfg.identity.clone()),
                 lease_duration_seconds: Some(seconds),
@@ -96,9 +106,10 @@ async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool> {
     let spec = lease.spec.get_or_insert_with(Default::default);
     let ours = spec.holder_identity.as_deref() == Some(cfg.identity.as_str());
     let expired = match (&spec.renew_time, spec.lease_duration_seconds) {
-        (Some(MicroTime(renewed)), Some(d)) => {
-            renewed.checked_add(SignedDuration::from_secs(i64::from(d))).map(|end| end < now).unwrap_or(true)
-        }
+        (Some(MicroTime(renewed)), Some(d)) => renewed
+            .checked_add(SignedDuration::from_secs(i64::from(d)))
+            .map(|end| end < now)
+            .unwrap_or(true),
         _ => true,
     };
     if !ours && !expired {

@@ -8,11 +8,14 @@
 
 pub mod apply;
 pub mod client;
+pub mod diff;
 pub mod error;
+pub mod install;
+pub mod leader;
 pub mod metrics;
+pub mod platform;
 pub mod pods;
 pub mod queue;
-pub mod leader;
 pub mod reconcile;
 pub mod render;
 pub mod resources;

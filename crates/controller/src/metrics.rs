@@ -38,15 +38,33 @@ impl Default for Metrics {
     fn default() -> Self {
         let reconciles = Counter::default();
         let errors = Family::<ErrorLabels, Counter>::default();
-        let duration = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        let duration = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
         let status_writes = Counter::default();
         let api_requests = Family::<RequestLabels, Counter>::default();
         let mut registry = Registry::with_prefix("asya_controller");
         registry.register("reconciles", "Reconciles run", reconciles.clone());
-        registry.register("reconcile_errors", "Reconciles that failed, by error kind", errors.clone());
-        registry.register("reconcile_duration_seconds", "Reconcile duration", duration.clone());
-        registry.register("status_writes", "Status patches sent", status_writes.clone());
-        registry.register("api_requests", "Kubernetes API requests, by HTTP verb", api_requests.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by error kind",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            duration.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "Status patches sent",
+            status_writes.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "Kubernetes API requests, by HTTP verb",
+            api_requests.clone(),
+        );
         Metrics {
             reconciles,
             errors,
@@ -67,7 +85,11 @@ impl Metrics {
     }
 
     pub fn observe_error(&self, kind: &str) {
-        self.errors.get_or_create(&ErrorLabels { kind: kind.to_owned() }).inc();
+        self.errors
+            .get_or_create(&ErrorLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one API request (called by [`crate::client::CountingLayer`]).
@@ -76,7 +98,11 @@ impl Metrics {
         if method != "GET" {
             self.writes_total.fetch_add(1, Ordering::Relaxed);
         }
-        self.api_requests.get_or_create(&RequestLabels { verb: method.to_owned() }).inc();
+        self.api_requests
+            .get_or_create(&RequestLabels {
+                verb: method.to_owned(),
+            })
+            .inc();
     }
 
     /// The text exposition.

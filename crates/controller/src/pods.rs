@@ -32,7 +32,10 @@ pub struct Failure {
 impl Failure {
     /// True when the image cannot be pulled (as opposed to a crash).
     pub fn is_image_pull(&self) -> bool {
-        matches!(self.reason.as_str(), "ImagePullBackOff" | "ErrImagePull" | "ErrImageNeverPull" | "InvalidImageName")
+        matches!(
+            self.reason.as_str(),
+            "ImagePullBackOff" | "ErrImagePull" | "ErrImageNeverPull" | "InvalidImageName"
+        )
     }
 }
 
@@ -57,22 +60,34 @@ pub fn classify(pod: &Pod) -> PodState {
     if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
         return PodState::Gone;
     }
-    let containers = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
     for cs in containers {
         let waiting = cs.state.as_ref().and_then(|s| s.waiting.as_ref());
-        if let Some(reason) = waiting.and_then(|w| w.reason.as_deref()) {
-            if FAILING_REASONS.contains(&reason) {
-                return PodState::Failing(Failure {
-                    pod: pod.name_any(),
-                    container: cs.name.clone(),
-                    reason: reason.to_owned(),
-                    message: waiting.and_then(|w| w.message.clone()).unwrap_or_default(),
-                });
-            }
+        if let Some(reason) = waiting.and_then(|w| w.reason.as_deref())
+            && FAILING_REASONS.contains(&reason)
+        {
+            return PodState::Failing(Failure {
+                pod: pod.name_any(),
+                container: cs.name.clone(),
+                reason: reason.to_owned(),
+                message: waiting.and_then(|w| w.message.clone()).unwrap_or_default(),
+            });
         }
     }
-    let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
-    if status.phase.as_deref() == Some("Running") && ready { PodState::Running } else { PodState::Pending }
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    if status.phase.as_deref() == Some("Running") && ready {
+        PodState::Running
+    } else {
+        PodState::Pending
+    }
 }
 
 /// Counts over all pods of a workload.
@@ -114,7 +129,8 @@ mod tests {
 
     #[test]
     fn ready_running_pod_counts_as_running() {
-        let p = pod(json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}));
+        let p =
+            pod(json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}));
         assert_eq!(classify(&p), PodState::Running);
     }
 
@@ -123,8 +139,13 @@ mod tests {
         let p = pod(json!({"phase": "Running", "containerStatuses": [
             {"name": "asya-runtime", "ready": false, "restartCount": 4, "image": "i", "imageID": "",
              "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}}}]}));
-        let PodState::Failing(f) = classify(&p) else { panic!("not failing") };
-        assert_eq!((f.container.as_str(), f.reason.as_str()), ("asya-runtime", "CrashLoopBackOff"));
+        let PodState::Failing(f) = classify(&p) else {
+            panic!("not failing")
+        };
+        assert_eq!(
+            (f.container.as_str(), f.reason.as_str()),
+            ("asya-runtime", "CrashLoopBackOff")
+        );
         assert!(!f.is_image_pull());
     }
 
@@ -133,14 +154,19 @@ mod tests {
         let p = pod(json!({"phase": "Pending", "initContainerStatuses": [
             {"name": "asya-runtime-installer", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
              "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}));
-        let PodState::Failing(f) = classify(&p) else { panic!("not failing") };
+        let PodState::Failing(f) = classify(&p) else {
+            panic!("not failing")
+        };
         assert!(f.is_image_pull());
     }
 
     #[test]
     fn permanently_failed_pod_is_not_counted() {
         assert_eq!(classify(&pod(json!({"phase": "Failed"}))), PodState::Gone);
-        let c = count(&[pod(json!({"phase": "Failed"})), pod(json!({"phase": "Pending"}))]);
+        let c = count(&[
+            pod(json!({"phase": "Failed"})),
+            pod(json!({"phase": "Pending"})),
+        ]);
         assert_eq!((c.running, c.pending, c.failing), (0, 1, 0));
     }
 }

@@ -44,17 +44,33 @@ pub enum DeletionPolicy {
 #[derive(Clone, Default)]
 pub struct QueueDrivers {
     drivers: BTreeMap<String, (Arc<dyn QueueDriver>, DeletionPolicy)>,
+    external: bool,
 }
 
 impl QueueDrivers {
     /// Registers the driver for transport `name`.
-    pub fn insert(&mut self, name: impl Into<String>, driver: Arc<dyn QueueDriver>, policy: DeletionPolicy) {
+    pub fn insert(
+        &mut self,
+        name: impl Into<String>,
+        driver: Arc<dyn QueueDriver>,
+        policy: DeletionPolicy,
+    ) {
         self.drivers.insert(name.into(), (driver, policy));
     }
 
     /// The driver and deletion policy for transport `name`.
     pub fn get(&self, name: &str) -> Option<(&Arc<dyn QueueDriver>, DeletionPolicy)> {
         self.drivers.get(name).map(|(d, p)| (d, *p))
+    }
+
+    /// Marks queues as provisioned by objects in the render (not by drivers).
+    pub fn set_external(&mut self, external: bool) {
+        self.external = external;
+    }
+
+    /// True when queues are objects in the render, not the controller's job.
+    pub fn external(&self) -> bool {
+        self.external
     }
 
     /// Transport names with a driver.
@@ -75,11 +91,16 @@ impl LazyRabbitMq {
     pub fn new(url: impl Into<String>) -> Self {
         let mut config = asya_transport::rabbitmq::RabbitMqConfig::new(url, "");
         config.connection_name = "asya-controller".into();
-        LazyRabbitMq { config, admin: tokio::sync::OnceCell::new() }
+        LazyRabbitMq {
+            config,
+            admin: tokio::sync::OnceCell::new(),
+        }
     }
 
     async fn admin(&self) -> Result<&asya_transport::rabbitmq::RabbitMq, TransportError> {
-        self.admin.get_or_try_init(|| asya_transport::rabbitmq::RabbitMq::connect(self.config.clone())).await
+        self.admin
+            .get_or_try_init(|| asya_transport::rabbitmq::RabbitMq::connect(self.config.clone()))
+            .await
     }
 }
 
@@ -93,4 +114,11 @@ impl QueueAdmin for LazyRabbitMq {
     async fn delete_queue(&self, queue: &str) -> Result<(), TransportError> {
         self.admin().await?.delete_queue(queue).await
     }
+}
+
+/// The SQS driver for a transport's settings (`None` until the SQS admin exists).
+pub fn sqs_driver(
+    _settings: &asya_render::api::platform::TransportSettings,
+) -> Option<Arc<dyn QueueDriver>> {
+    None
 }

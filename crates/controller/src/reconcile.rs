@@ -40,13 +40,25 @@ pub struct Context {
     pub resync: Duration,
     /// Consecutive failures per actor, for exponential backoff.
     pub failures: Mutex<HashMap<ObjectRef<DynamicObject>, u32>>,
+    /// What was last applied per actor uid: a fingerprint of the apply bodies
+    /// and the [`live_version`] of each child right after. When both still
+    /// match, a pass reads instead of applying, so a resync writes nothing.
+    pub applied: Mutex<HashMap<String, AppliedFingerprint>>,
+}
+
+/// See [`Context::applied`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedFingerprint {
+    pub bodies: u64,
+    pub versions: Vec<(ObjectKey, String)>,
 }
 
 /// Reconciles one actor (the entry point given to the kube-runtime Controller).
 pub async fn reconcile(actor: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     let namespace = actor.namespace().unwrap_or_default();
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &resources::async_actor());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &resources::async_actor());
     let result = finalizer(&api, FINALIZER, actor.clone(), |event| async {
         match event {
             finalizer::Event::Apply(a) => apply_actor(&a, &ctx).await,
@@ -79,14 +91,19 @@ pub fn error_policy(actor: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>)
         }
         Err(_) => 1,
     };
-    let delay = Duration::from_secs(1u64 << n.saturating_sub(1).min(9)).min(Duration::from_secs(300));
+    let delay =
+        Duration::from_secs(1u64 << n.saturating_sub(1).min(9)).min(Duration::from_secs(300));
     tracing::warn!(actor = %actor.name_any(), namespace = ?actor.namespace(), error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
 /// The flavors the actor lists that exist, in its order.
 fn listed_flavors(actor: &Value, store: &Store<DynamicObject>) -> Vec<Value> {
-    let names = actor.pointer("/spec/flavors").and_then(Value::as_array).cloned().unwrap_or_default();
+    let names = actor
+        .pointer("/spec/flavors")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     names
         .iter()
         .filter_map(Value::as_str)
@@ -96,7 +113,10 @@ fn listed_flavors(actor: &Value, store: &Store<DynamicObject>) -> Vec<Value> {
 }
 
 /// Renders the actor as it is stored.
-pub fn render_actor(actor: &DynamicObject, ctx: &Context) -> std::result::Result<RenderedActor, String> {
+pub fn render_actor(
+    actor: &DynamicObject,
+    ctx: &Context,
+) -> std::result::Result<RenderedActor, String> {
     let value = serde_json::to_value(actor).map_err(|e| e.to_string())?;
     let flavors = listed_flavors(&value, &ctx.flavors);
     ctx.renderer.render(&value, &flavors)
@@ -121,7 +141,10 @@ async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
             let previous = actor.data.get("status");
             let was_same = previous
                 .and_then(|s| s.get("conditions"))
-                .map(|c| c.to_string().contains(&serde_json::to_string(&message).unwrap_or_default()))
+                .map(|c| {
+                    c.to_string()
+                        .contains(&serde_json::to_string(&message).unwrap_or_default())
+                })
                 .unwrap_or(false);
             if !was_same {
                 let event = Event {
@@ -131,7 +154,11 @@ async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
                     action: "Render".into(),
                     secondary: None,
                 };
-                if let Err(e) = ctx.recorder.publish(&event, &actor.object_ref(&resources::async_actor())).await {
+                if let Err(e) = ctx
+                    .recorder
+                    .publish(&event, &actor.object_ref(&resources::async_actor()))
+                    .await
+                {
                     tracing::warn!(error = %e, "could not publish event");
                 }
             }
@@ -140,19 +167,51 @@ async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
         }
     };
     let gitops = actor.annotations().get(RENDERED_BY).map(String::as_str) == Some("gitops");
-    let keys: Vec<ObjectKey> = rendered.objects.iter().map(apply::object_key).collect::<Result<_>>()?;
+    let keys: Vec<ObjectKey> = rendered
+        .objects
+        .iter()
+        .map(apply::object_key)
+        .collect::<Result<_>>()?;
     let mut live: HashMap<String, Value> = HashMap::new();
     if !gitops {
         let owner = owner_reference(actor);
-        let applied = apply::apply_all(&ctx.client, &namespace, &rendered.objects, &owner, false).await?;
         let uid = actor.uid().unwrap_or_default();
-        let pruned = apply::prune(&ctx.client, &namespace, &rendered.applyset_id, &uid, &keys).await?;
-        for p in pruned {
-            tracing::info!(actor = %actor.name_any(), kind = %p.kind, name = %p.name, "pruned");
-        }
-        for a in applied {
-            if let Ok(v) = serde_json::to_value(&a.object) {
-                live.insert(a.key.kind.clone(), v);
+        let fingerprint = fingerprint(&rendered.objects, &owner);
+        let remembered = ctx.applied.lock().ok().and_then(|m| m.get(&uid).cloned());
+        let unchanged = match remembered {
+            Some(f) if f.bodies == fingerprint => read_if_unchanged(&namespace, &f, ctx).await?,
+            _ => None,
+        };
+        match unchanged {
+            Some(objects) => live = objects,
+            None => {
+                let applied =
+                    apply::apply_all(&ctx.client, &namespace, &rendered.objects, &owner, false)
+                        .await?;
+                let pruned =
+                    apply::prune(&ctx.client, &namespace, &rendered.applyset_id, &uid, &keys)
+                        .await?;
+                for p in pruned {
+                    tracing::info!(actor = %actor.name_any(), kind = %p.kind, name = %p.name, "pruned");
+                }
+                let versions = applied
+                    .iter()
+                    .map(|a| (a.key.clone(), live_version(&a.object)))
+                    .collect();
+                if let Ok(mut m) = ctx.applied.lock() {
+                    m.insert(
+                        uid,
+                        AppliedFingerprint {
+                            bodies: fingerprint,
+                            versions,
+                        },
+                    );
+                }
+                for a in applied {
+                    if let Ok(v) = serde_json::to_value(&a.object) {
+                        live.insert(a.key.kind.clone(), v);
+                    }
+                }
             }
         }
     }
@@ -166,14 +225,84 @@ async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
         workload_name: rendered.workload_name.clone(),
         objects: keys,
         gitops,
+        applyset_id: rendered.applyset_id.clone(),
+        min_replicas: rendered.min_replicas,
+        max_replicas: rendered.max_replicas,
     };
-    write_status(actor, &Outcome::Reconciled(summary, observed), ctx).await?;
+    write_status(
+        actor,
+        &Outcome::Reconciled(Box::new(summary), Box::new(observed)),
+        ctx,
+    )
+    .await?;
     Ok(Action::requeue(ctx.resync))
 }
 
-async fn ensure_queue(r: &RenderedActor, ctx: &Context) -> Option<std::result::Result<asya_transport::QueueDepth, String>> {
-    let Some((driver, _)) = ctx.queues.get(&r.transport) else {
-        return Some(Err(format!("the controller has no queue driver for transport {:?}", r.transport)));
+fn fingerprint(objects: &[Value], owner: &OwnerReference) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for o in objects {
+        o.to_string().hash(&mut h);
+    }
+    owner.uid.hash(&mut h);
+    h.finish()
+}
+
+/// What must stay the same for a child to count as untouched since our apply:
+/// `metadata.generation` (bumped by spec edits, not by status updates such as
+/// the Deployment controller's), labels, annotations and owner references.
+/// Kinds without a generation fall back to the resourceVersion.
+pub fn live_version(obj: &DynamicObject) -> String {
+    match obj.metadata.generation {
+        Some(g) => format!(
+            "g{g}|{:?}|{:?}|{:?}",
+            obj.metadata.labels,
+            obj.metadata.annotations,
+            obj.metadata
+                .owner_references
+                .as_ref()
+                .map(|o| o.iter().map(|r| r.uid.clone()).collect::<Vec<_>>())
+        ),
+        None => format!("rv{}", obj.resource_version().unwrap_or_default()),
+    }
+}
+
+/// Reads the children; returns them if every one still has the
+/// resourceVersion the last apply left, `None` if any changed or vanished.
+async fn read_if_unchanged(
+    namespace: &str,
+    f: &AppliedFingerprint,
+    ctx: &Context,
+) -> Result<Option<HashMap<String, Value>>> {
+    let mut live = HashMap::new();
+    for (key, version) in &f.versions {
+        let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &ar);
+        let Some(obj) = api.get_opt(&key.name).await? else {
+            return Ok(None);
+        };
+        if live_version(&obj) != *version {
+            return Ok(None);
+        }
+        if let Ok(v) = serde_json::to_value(&obj) {
+            live.insert(key.kind.clone(), v);
+        }
+    }
+    Ok(Some(live))
+}
+
+async fn ensure_queue(
+    r: &RenderedActor,
+    ctx: &Context,
+) -> Option<std::result::Result<asya_transport::QueueDepth, String>> {
+    if ctx.queues.external() {
+        return None;
+    }
+    let Some((driver, _)) = ctx.queues.get(&r.transport_name) else {
+        return Some(Err(format!(
+            "the controller has no queue driver for transport {:?}",
+            r.transport_name
+        )));
     };
     if let Err(e) = driver.ensure(&r.queue_name).await {
         return Some(Err(e.to_string()));
@@ -201,17 +330,28 @@ async fn observe(
         }
         let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &ar);
-        Ok(api.get_opt(&key.name).await?.and_then(|o| serde_json::to_value(o).ok()))
+        Ok(api
+            .get_opt(&key.name)
+            .await?
+            .and_then(|o| serde_json::to_value(o).ok()))
     };
     let workload = fetch(&workload_key).await?;
     let scaled_object = fetch(&so_key).await?;
-    let pods = match workload.as_ref().and_then(|w| w.pointer("/spec/selector/matchLabels")).and_then(Value::as_object) {
+    let pods = match workload
+        .as_ref()
+        .and_then(|w| w.pointer("/spec/selector/matchLabels"))
+        .and_then(Value::as_object)
+    {
         Some(labels) if !labels.is_empty() => {
-            let mut selector: Vec<String> =
-                labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+            let mut selector: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect();
             selector.sort();
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-            api.list(&ListParams::default().labels(&selector.join(","))).await?.items
+            api.list(&ListParams::default().labels(&selector.join(",")))
+                .await?
+                .items
         }
         _ => Vec::new(),
     };
@@ -219,14 +359,21 @@ async fn observe(
         Some(so) => read_hpa(namespace, &format!("keda-hpa-{}", so.name), ctx).await?,
         None => None,
     };
-    Ok(Observed { workload, pods, scaled_object, hpa, queue })
+    Ok(Observed {
+        workload,
+        pods,
+        scaled_object,
+        hpa,
+        queue,
+    })
 }
 
 /// KEDA names its HPA `keda-hpa-<ScaledObject>`. `autoscaling/v2` where
 /// served (1.23+), else `v2beta2` (1.20).
 async fn read_hpa(namespace: &str, name: &str, ctx: &Context) -> Result<Option<Value>> {
     for version in ["v2", "v2beta2"] {
-        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resources::hpa(version));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), namespace, &resources::hpa(version));
         match api.get_opt(name).await {
             Ok(found) => return Ok(found.and_then(|o| serde_json::to_value(o).ok())),
             // The version is not served: try the next one.
@@ -241,8 +388,15 @@ async fn read_hpa(namespace: &str, name: &str, ctx: &Context) -> Result<Option<V
 /// patch that also removes keys the new status no longer has.
 async fn write_status(actor: &DynamicObject, outcome: &Outcome, ctx: &Context) -> Result<()> {
     let previous = actor.data.get("status").filter(|s| s.is_object());
-    let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second).unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now());
-    let new = status::build(outcome, actor.metadata.generation, previous, &now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now());
+    let new = status::build(
+        outcome,
+        actor.metadata.generation,
+        previous,
+        &now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    );
     if previous == Some(&new) {
         return Ok(());
     }
@@ -254,9 +408,17 @@ async fn write_status(actor: &DynamicObject, outcome: &Outcome, ctx: &Context) -
             }
         }
     }
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), &actor.namespace().unwrap_or_default(), &resources::async_actor());
-    api.patch_status(&actor.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": patch }))).await?;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &actor.namespace().unwrap_or_default(),
+        &resources::async_actor(),
+    );
+    api.patch_status(
+        &actor.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": patch })),
+    )
+    .await?;
     ctx.metrics.status_writes.inc();
     Ok(())
 }
@@ -264,10 +426,14 @@ async fn write_status(actor: &DynamicObject, outcome: &Outcome, ctx: &Context) -
 /// On deletion: delete the queue when the transport's policy says Delete.
 async fn cleanup_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
     let (transport, queue) = match render_actor(actor, ctx) {
-        Ok(r) => (r.transport, r.queue_name),
+        Ok(r) => (r.transport_name, r.queue_name),
         Err(_) => {
             // The spec no longer renders (e.g. its flavor is gone): fall back to what status recorded.
-            let status = actor.data.get("status").cloned().unwrap_or(Value::Object(Map::new()));
+            let status = actor
+                .data
+                .get("status")
+                .cloned()
+                .unwrap_or(Value::Object(Map::new()));
             let field = |k: &str| status.get(k).and_then(Value::as_str).map(str::to_owned);
             match (field("transport"), field("queueName")) {
                 (Some(t), Some(q)) => (t, q),
@@ -280,11 +446,18 @@ async fn cleanup_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
     };
     match ctx.queues.get(&transport) {
         Some((driver, DeletionPolicy::Delete)) => {
-            driver.delete(&queue).await.map_err(|source| Error::Queue { transport: transport.clone(), source })?;
+            driver.delete(&queue).await.map_err(|source| Error::Queue {
+                transport: transport.clone(),
+                source,
+            })?;
             tracing::info!(actor = %actor.name_any(), %queue, "queue deleted");
         }
-        Some((_, DeletionPolicy::Retain)) => tracing::info!(actor = %actor.name_any(), %queue, "queue retained (policy Retain)"),
-        None => tracing::warn!(actor = %actor.name_any(), %transport, "no queue driver; queue left alone"),
+        Some((_, DeletionPolicy::Retain)) => {
+            tracing::info!(actor = %actor.name_any(), %queue, "queue retained (policy Retain)")
+        }
+        None => {
+            tracing::warn!(actor = %actor.name_any(), %transport, "no queue driver; queue left alone")
+        }
     }
     Ok(Action::await_change())
 }

@@ -10,13 +10,22 @@ use serde_json::Value;
 /// A render as the controller needs it.
 #[derive(Debug, Clone)]
 pub struct RenderedActor {
+    /// `spec.actor`.
     pub actor: String,
+    /// `metadata.name` of the AsyncActor.
+    pub name: String,
+    /// Transport type (`rabbitmq`, `sqs`).
     pub transport: String,
+    /// Transport name in the platform config: the key of its queue driver.
+    pub transport_name: String,
     pub queue_name: String,
     pub scaling_enabled: bool,
     pub workload_kind: String,
     pub workload_name: String,
     pub applyset_id: String,
+    /// Scaling bounds (from the ScaledObject; the fixed count when scaling is off).
+    pub min_replicas: Option<i64>,
+    pub max_replicas: Option<i64>,
     /// Objects in apply order, without namespace-independent surprises: no
     /// ownerReferences (the controller adds them).
     pub objects: Vec<Value>,
@@ -31,4 +40,124 @@ pub trait Renderer: Send + Sync {
 
     /// The name of the platform's default transport (for actors that set none).
     fn default_transport(&self) -> String;
+}
+
+/// The real renderer: `asya-render` with a platform and the embedded (or
+/// overridden) compositions — byte for byte what `asya render` prints.
+pub struct PlatformRenderer {
+    platform: asya_render::api::platform::Platform,
+    compositions: asya_render::Compositions,
+}
+
+impl PlatformRenderer {
+    /// A renderer over the embedded compositions.
+    pub fn new(platform: asya_render::api::platform::Platform) -> Result<Self, crate::Error> {
+        let compositions =
+            asya_render::Compositions::embedded().map_err(|d| crate::Error::Platform {
+                path: "compositions (embedded)".into(),
+                message: d.to_string(),
+            })?;
+        Ok(PlatformRenderer {
+            platform,
+            compositions,
+        })
+    }
+
+    /// A renderer over the given compositions.
+    pub fn with_compositions(
+        platform: asya_render::api::platform::Platform,
+        compositions: asya_render::Compositions,
+    ) -> Self {
+        PlatformRenderer {
+            platform,
+            compositions,
+        }
+    }
+
+    /// The platform in use.
+    pub fn platform(&self) -> &asya_render::api::platform::Platform {
+        &self.platform
+    }
+}
+
+impl Renderer for PlatformRenderer {
+    fn render(&self, actor: &Value, flavors: &[Value]) -> Result<RenderedActor, String> {
+        let name = actor
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("<unnamed>");
+        let source = format!(
+            "cluster:{}/{name}",
+            actor
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        );
+        let doc = asya_render::ActorDocument::from_value(&source, &strip_for_render(actor))
+            .map_err(|d| d.to_string())?;
+        let mut library = asya_render::FlavorLibrary::new();
+        for f in flavors {
+            let fname = f
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            library
+                .insert_document(&format!("cluster:flavor/{fname}"), &strip_for_render(f))
+                .map_err(|d| d.to_string())?;
+        }
+        let r = asya_render::render(&doc, &library, &self.platform, &self.compositions)
+            .map_err(|d| d.to_string())?;
+        let workload = r.objects.iter().find(|o| {
+            matches!(
+                o.get("kind").and_then(Value::as_str),
+                Some("Deployment" | "StatefulSet")
+            )
+        });
+        let workload_name = workload
+            .and_then(|w| w.pointer("/metadata/name"))
+            .and_then(Value::as_str)
+            .unwrap_or(&r.actor)
+            .to_owned();
+        Ok(RenderedActor {
+            actor: r.actor.clone(),
+            name: r.name.clone(),
+            transport: r.transport.clone(),
+            transport_name: r.transport_name.clone(),
+            queue_name: r.queue_name.clone(),
+            scaling_enabled: r.scaling_enabled,
+            workload_kind: workload
+                .and_then(|w| w.get("kind"))
+                .and_then(Value::as_str)
+                .unwrap_or("Deployment")
+                .to_owned(),
+            workload_name,
+            applyset_id: r.applyset_id.clone(),
+            min_replicas: Some(i64::from(r.min_replicas)),
+            max_replicas: Some(i64::from(r.max_replicas)),
+            objects: r.objects,
+        })
+    }
+
+    fn default_transport(&self) -> String {
+        self.platform.default_transport.clone()
+    }
+}
+
+/// The stored object minus what the server adds: render reads only
+/// apiVersion, kind, metadata (name, namespace, labels, annotations) and spec.
+fn strip_for_render(obj: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for key in ["apiVersion", "kind", "spec"] {
+        if let Some(v) = obj.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    let mut meta = serde_json::Map::new();
+    for key in ["name", "namespace", "labels", "annotations"] {
+        if let Some(v) = obj.pointer(&format!("/metadata/{key}")) {
+            meta.insert(key.into(), v.clone());
+        }
+    }
+    out.insert("metadata".into(), Value::Object(meta));
+    Value::Object(out)
 }

@@ -13,7 +13,10 @@ pub const VERSION: &str = "v1alpha1";
 
 /// `AsyncActor` (namespaced).
 pub fn async_actor() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, "AsyncActor"), "asyncactors")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(GROUP, VERSION, "AsyncActor"),
+        "asyncactors",
+    )
 }
 
 /// `Flavor` (cluster-scoped).
@@ -23,7 +26,10 @@ pub fn flavor() -> ApiResource {
 
 /// KEDA's `ScaledObject`.
 pub fn scaled_object() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"), "scaledobjects")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject"),
+        "scaledobjects",
+    )
 }
 
 /// KEDA's `TriggerAuthentication`.
@@ -69,13 +75,17 @@ pub fn for_api_version_kind(api_version: &str, kind: &str) -> ApiResource {
         None => ("", api_version),
     };
     let gvk = GroupVersionKind::gvk(group, version, kind);
-    if let Some(known) = prunable().into_iter().find(|r| r.group == group && r.kind == kind) {
+    if let Some(known) = prunable()
+        .into_iter()
+        .find(|r| r.group == group && r.kind == kind)
+    {
         return ApiResource::from_gvk_with_plural(&gvk, &known.plural);
     }
     // Kubernetes' own pluralisation for the regular cases (ServiceAccount -> serviceaccounts,
     // Policy -> policies, Ingress -> ingresses).
     let lower = kind.to_ascii_lowercase();
-    let plural = if lower.ends_with('y') && !lower.ends_with("ey") {
+    let vowel_y = ["ay", "ey", "oy", "uy"].iter().any(|v| lower.ends_with(v));
+    let plural = if lower.ends_with('y') && !vowel_y {
         format!("{}ies", &lower[..lower.len() - 1])
     } else if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") {
         format!("{lower}es")
@@ -91,16 +101,31 @@ mod tests {
 
     #[test]
     fn known_kinds_resolve_to_their_plural() {
-        assert_eq!(for_api_version_kind("apps/v1", "Deployment").plural, "deployments");
-        assert_eq!(for_api_version_kind("v1", "ServiceAccount").plural, "serviceaccounts");
+        assert_eq!(
+            for_api_version_kind("apps/v1", "Deployment").plural,
+            "deployments"
+        );
+        assert_eq!(
+            for_api_version_kind("v1", "ServiceAccount").plural,
+            "serviceaccounts"
+        );
         assert_eq!(for_api_version_kind("v1", "ServiceAccount").group, "");
-        assert_eq!(for_api_version_kind("keda.sh/v1alpha1", "ScaledObject").plural, "scaledobjects");
+        assert_eq!(
+            for_api_version_kind("keda.sh/v1alpha1", "ScaledObject").plural,
+            "scaledobjects"
+        );
     }
 
     #[test]
     fn unknown_kinds_get_the_regular_plural() {
         assert_eq!(for_api_version_kind("x.io/v1", "Policy").plural, "policies");
-        assert_eq!(for_api_version_kind("x.io/v1", "Ingress").plural, "ingresses");
-        assert_eq!(for_api_version_kind("x.io/v1", "Gateway").plural, "gateways");
+        assert_eq!(
+            for_api_version_kind("x.io/v1", "Ingress").plural,
+            "ingresses"
+        );
+        assert_eq!(
+            for_api_version_kind("x.io/v1", "Gateway").plural,
+            "gateways"
+        );
     }
 }

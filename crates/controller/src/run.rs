@@ -40,16 +40,32 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { resync: Duration::from_secs(300), metrics_addr: None, concurrency: 16, leader_election: None, namespace: None }
+        Options {
+            resync: Duration::from_secs(300),
+            metrics_addr: None,
+            concurrency: 16,
+            leader_election: None,
+            namespace: None,
+        }
     }
 }
 
 /// Runs the controller until the process is asked to stop (or loses its lease).
-pub async fn run(client: Client, renderer: Arc<dyn Renderer>, queues: QueueDrivers, metrics: Metrics, opts: Options) -> Result<()> {
+pub async fn run(
+    client: Client,
+    renderer: Arc<dyn Renderer>,
+    queues: QueueDrivers,
+    metrics: Metrics,
+    opts: Options,
+) -> Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(addr) = opts.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tokio::spawn(crate::server::serve(listener, metrics.clone(), ready.clone()));
+        tokio::spawn(crate::server::serve(
+            listener,
+            metrics.clone(),
+            ready.clone(),
+        ));
     }
     let lease = match &opts.leader_election {
         Some(cfg) => Some(crate::leader::acquire(client.clone(), cfg.clone()).await?),
@@ -61,9 +77,12 @@ pub async fn run(client: Client, renderer: Arc<dyn Renderer>, queues: QueueDrive
     let flavor_api: Api<DynamicObject> = Api::all_with(client.clone(), &flavor_ar);
     let writer = reflector::store::Writer::new(flavor_ar.clone());
     let flavors = writer.as_reader();
-    let flavor_reflector = reflector::reflector(writer, watcher(flavor_api.clone(), watcher::Config::default()))
-        .default_backoff()
-        .for_each(|_| futures::future::ready(()));
+    let flavor_reflector = reflector::reflector(
+        writer,
+        watcher(flavor_api.clone(), watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(|_| futures::future::ready(()));
     tokio::spawn(flavor_reflector);
     flavors.wait_until_ready().await.ok();
 
@@ -72,10 +91,17 @@ pub async fn run(client: Client, renderer: Arc<dyn Renderer>, queues: QueueDrive
         renderer,
         queues,
         metrics: metrics.clone(),
-        recorder: Recorder::new(client.clone(), Reporter { controller: "asya-controller".into(), instance: std::env::var("POD_NAME").ok() }),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "asya-controller".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
         flavors,
         resync: opts.resync,
         failures: Default::default(),
+        applied: Default::default(),
     });
 
     let scoped = |ar: &kube::core::ApiResource| -> Api<DynamicObject> {
@@ -85,8 +111,12 @@ pub async fn run(client: Client, renderer: Arc<dyn Renderer>, queues: QueueDrive
         }
     };
     let children = watcher::Config::default().labels(APPLYSET_LABEL);
-    let controller = Controller::new_with(scoped(&actor_ar), watcher::Config::default(), actor_ar.clone())
-        .with_config(ControllerConfig::default().concurrency(opts.concurrency));
+    let controller = Controller::new_with(
+        scoped(&actor_ar),
+        watcher::Config::default(),
+        actor_ar.clone(),
+    )
+    .with_config(ControllerConfig::default().concurrency(opts.concurrency));
     let actors = controller.store();
     let actors_for_flavors = actors.clone();
     let actors_for_pods = actors.clone();
@@ -99,37 +129,56 @@ pub async fn run(client: Client, renderer: Arc<dyn Renderer>, queues: QueueDrive
         controller = controller.owns_with(scoped(&ar), ar, children.clone());
     }
     let controller = controller
-        .watches_with(flavor_api, flavor_ar, watcher::Config::default(), move |flavor: DynamicObject| {
-            let name = flavor.name_any();
-            let ar = resources::async_actor();
-            actors_for_flavors
-                .state()
-                .into_iter()
-                .filter(|a| lists_flavor(&a.data, &name))
-                .map(|a| ObjectRef::from_obj_with(a.as_ref(), ar.clone()))
-                .collect::<Vec<_>>()
-        })
-        .watches(pods_api, watcher::Config::default().labels("asya.sh/actor"), move |pod: Pod| {
-            let ns = pod.namespace().unwrap_or_default();
-            let actor = pod.labels().get("asya.sh/actor").cloned().unwrap_or_default();
-            let ar = resources::async_actor();
-            actors_for_pods
-                .state()
-                .into_iter()
-                .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
-                .filter(|a| a.name_any() == actor || a.data.pointer("/spec/actor").and_then(Value::as_str) == Some(actor.as_str()))
-                .map(|a| ObjectRef::from_obj_with(a.as_ref(), ar.clone()))
-                .collect::<Vec<_>>()
-        })
+        .watches_with(
+            flavor_api,
+            flavor_ar,
+            watcher::Config::default(),
+            move |flavor: DynamicObject| {
+                let name = flavor.name_any();
+                let ar = resources::async_actor();
+                actors_for_flavors
+                    .state()
+                    .into_iter()
+                    .filter(|a| lists_flavor(&a.data, &name))
+                    .map(|a| ObjectRef::from_obj_with(a.as_ref(), ar.clone()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            pods_api,
+            watcher::Config::default().labels("asya.sh/actor"),
+            move |pod: Pod| {
+                let ns = pod.namespace().unwrap_or_default();
+                let actor = pod
+                    .labels()
+                    .get("asya.sh/actor")
+                    .cloned()
+                    .unwrap_or_default();
+                let ar = resources::async_actor();
+                actors_for_pods
+                    .state()
+                    .into_iter()
+                    .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
+                    .filter(|a| {
+                        a.name_any() == actor
+                            || a.data.pointer("/spec/actor").and_then(Value::as_str)
+                                == Some(actor.as_str())
+                    })
+                    .map(|a| ObjectRef::from_obj_with(a.as_ref(), ar.clone()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .shutdown_on_signal();
 
     ready.store(true, Ordering::SeqCst);
-    let run = controller.run(reconcile::reconcile, reconcile::error_policy, ctx).for_each(|res| {
-        if let Err(e) = res {
-            tracing::debug!(error = %e, "controller event");
-        }
-        futures::future::ready(())
-    });
+    let run = controller
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|res| {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "controller event");
+            }
+            futures::future::ready(())
+        });
     match lease {
         Some(lease) => {
             tokio::select! {

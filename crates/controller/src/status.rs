@@ -25,6 +25,10 @@ pub struct RenderSummary {
     pub objects: Vec<ObjectKey>,
     /// True when Argo CD (or similar) applies the render, not the controller.
     pub gitops: bool,
+    pub applyset_id: String,
+    /// Scaling bounds for `kubectl get` (from the ScaledObject, or the fixed count).
+    pub min_replicas: Option<i64>,
+    pub max_replicas: Option<i64>,
 }
 
 /// Everything observed in one pass, for a valid actor.
@@ -43,13 +47,18 @@ pub struct Observed {
 pub enum Outcome {
     /// Validation or a flavor conflict: the message quotes the error.
     Invalid(String),
-    Reconciled(RenderSummary, Observed),
+    Reconciled(Box<RenderSummary>, Box<Observed>),
 }
 
 /// Builds the status. `previous` is the actor's current `.status` (for
 /// transition times and scale direction); `now` is an RFC 3339 time used only
 /// for conditions that change.
-pub fn build(outcome: &Outcome, generation: Option<i64>, previous: Option<&Value>, now: &str) -> Value {
+pub fn build(
+    outcome: &Outcome,
+    generation: Option<i64>,
+    previous: Option<&Value>,
+    now: &str,
+) -> Value {
     let mut status = Map::new();
     let conditions = match outcome {
         Outcome::Invalid(message) => {
@@ -57,11 +66,18 @@ pub fn build(outcome: &Outcome, generation: Option<i64>, previous: Option<&Value
             let not_reconciled = "not reconciled because the spec is invalid (see WorkloadReady)";
             vec![
                 cond("TransportReady", "Unknown", "InvalidSpec", not_reconciled),
-                cond("WorkloadReady", "False", "InvalidSpec", &format!("nothing applied: {message}")),
+                cond(
+                    "WorkloadReady",
+                    "False",
+                    "InvalidSpec",
+                    &format!("nothing applied: {message}"),
+                ),
                 cond("ScalingReady", "Unknown", "InvalidSpec", not_reconciled),
             ]
         }
-        Outcome::Reconciled(summary, observed) => reconciled(&mut status, summary, observed, previous),
+        Outcome::Reconciled(summary, observed) => {
+            reconciled(&mut status, summary, observed, previous)
+        }
     };
     let conditions: Vec<Value> = conditions
         .into_iter()
@@ -81,10 +97,23 @@ pub fn build(outcome: &Outcome, generation: Option<i64>, previous: Option<&Value
     Value::Object(status)
 }
 
-fn reconciled(status: &mut Map<String, Value>, s: &RenderSummary, o: &Observed, previous: Option<&Value>) -> Vec<Value> {
+fn reconciled(
+    status: &mut Map<String, Value>,
+    s: &RenderSummary,
+    o: &Observed,
+    previous: Option<&Value>,
+) -> Vec<Value> {
     let counts = pods::count(&o.pods);
-    let spec_replicas = o.workload.as_ref().and_then(|w| w.pointer("/spec/replicas")).and_then(Value::as_i64);
-    let hpa_desired = o.hpa.as_ref().and_then(|h| h.pointer("/status/desiredReplicas")).and_then(Value::as_i64);
+    let spec_replicas = o
+        .workload
+        .as_ref()
+        .and_then(|w| w.pointer("/spec/replicas"))
+        .and_then(Value::as_i64);
+    let hpa_desired = o
+        .hpa
+        .as_ref()
+        .and_then(|h| h.pointer("/status/desiredReplicas"))
+        .and_then(Value::as_i64);
     let desired = hpa_desired.or(spec_replicas);
 
     let transport = transport_condition(s, o);
@@ -93,53 +122,83 @@ fn reconciled(status: &mut Map<String, Value>, s: &RenderSummary, o: &Observed, 
     let phase = phase(&transport, o, &counts, desired);
 
     status.insert("phase".into(), json!(phase));
-    status.insert("runningReplicas".into(), json!(counts.running));
-    status.insert("pendingReplicas".into(), json!(counts.pending));
-    status.insert("failingReplicas".into(), json!(counts.failing));
+    let mut replicas =
+        json!({"running": counts.running, "pending": counts.pending, "failing": counts.failing});
     if let Some(d) = desired {
-        status.insert("desiredReplicas".into(), json!(d));
+        replicas["desired"] = json!(d);
     }
-    status.insert("transport".into(), json!(s.transport));
-    status.insert("transportStatus".into(), json!(if transport["status"] == "True" { "Ready" } else { "NotReady" }));
-    status.insert("queueName".into(), json!(s.queue_name));
+    status.insert("replicas".into(), replicas);
     if let Some(Ok(depth)) = &o.queue {
-        status.insert("queuedMessages".into(), json!(depth.queued));
+        let mut queue = json!({"queued": depth.queued});
         if let Some(p) = depth.processing {
-            status.insert("processingMessages".into(), json!(p));
+            queue["processing"] = json!(p);
         }
+        status.insert("queue".into(), queue);
     }
-    status.insert("scaling".into(), json!(if s.scaling_enabled { "KEDA" } else { "Manual" }));
-    status.insert("workloadKind".into(), json!(s.workload_kind));
-    if let Some(time) = o.hpa.as_ref().and_then(|h| h.pointer("/status/lastScaleTime")).and_then(Value::as_str) {
-        status.insert("lastScaleTime".into(), json!(time));
+    if let Some(time) = o
+        .hpa
+        .as_ref()
+        .and_then(|h| h.pointer("/status/lastScaleTime"))
+        .and_then(Value::as_str)
+    {
         let direction = scale_direction(previous, time, desired);
-        status.insert("lastScaleDirection".into(), json!(direction));
+        status.insert(
+            "lastScale".into(),
+            json!({"time": time, "direction": direction}),
+        );
     }
     status.insert(
         "workloadRef".into(),
-        json!({"apiVersion": workload_api_version(&s.workload_kind), "kind": s.workload_kind, "name": s.workload_name}),
+        json!({"apiVersion": "apps/v1", "kind": s.workload_kind, "name": s.workload_name}),
     );
-    let refs: Vec<Value> =
-        s.objects.iter().map(|k| json!({"apiVersion": k.api_version, "kind": k.kind, "name": k.name})).collect();
-    status.insert("appliedRefs".into(), Value::Array(refs));
+    if let Some(so) = s.objects.iter().find(|k| k.kind == "ScaledObject") {
+        status.insert(
+            "scaledObjectRef".into(),
+            json!({"apiVersion": so.api_version, "kind": so.kind, "name": so.name}),
+        );
+    }
+    let refs: Vec<Value> = s
+        .objects
+        .iter()
+        .map(|k| json!({"apiVersion": k.api_version, "kind": k.kind, "name": k.name}))
+        .collect();
+    if !refs.is_empty() {
+        status.insert("appliedRefs".into(), Value::Array(refs));
+    }
+    status.insert("transport".into(), json!(s.transport));
+    status.insert(
+        "scaling".into(),
+        json!(if s.scaling_enabled { "KEDA" } else { "Manual" }),
+    );
+    status.insert("workloadKind".into(), json!(s.workload_kind));
+    if let Some(min) = s.min_replicas {
+        status.insert("min".into(), json!(min));
+    }
+    if let Some(max) = s.max_replicas {
+        status.insert("max".into(), json!(max));
+    }
+    status.insert("queueName".into(), json!(s.queue_name));
+    status.insert("applysetId".into(), json!(s.applyset_id));
     vec![transport, workload, scaling]
-}
-
-fn workload_api_version(_kind: &str) -> &'static str {
-    "apps/v1"
 }
 
 /// Direction of the last scale: kept from the previous status while the HPA's
 /// `lastScaleTime` is unchanged, otherwise derived from how the desired count moved.
 fn scale_direction(previous: Option<&Value>, time: &str, desired: Option<i64>) -> String {
-    let prev_time = previous.and_then(|p| p.get("lastScaleTime")).and_then(Value::as_str);
-    let prev_dir = previous.and_then(|p| p.get("lastScaleDirection")).and_then(Value::as_str);
-    if prev_time == Some(time) {
-        if let Some(d) = prev_dir {
-            return d.to_owned();
-        }
+    let prev_time = previous
+        .and_then(|p| p.pointer("/lastScale/time"))
+        .and_then(Value::as_str);
+    let prev_dir = previous
+        .and_then(|p| p.pointer("/lastScale/direction"))
+        .and_then(Value::as_str);
+    if prev_time == Some(time)
+        && let Some(d) = prev_dir
+    {
+        return d.to_owned();
     }
-    let prev_desired = previous.and_then(|p| p.get("desiredReplicas")).and_then(Value::as_i64);
+    let prev_desired = previous
+        .and_then(|p| p.pointer("/replicas/desired"))
+        .and_then(Value::as_i64);
     match (prev_desired, desired) {
         (Some(p), Some(d)) if d < p => "down".into(),
         (_, Some(0)) => "down".into(),
@@ -159,29 +218,46 @@ fn transport_condition(s: &RenderSummary, o: &Observed) -> Value {
             "TransportReady",
             "False",
             "QueueError",
-            &format!("cannot ensure queue {} on {}: {e}", s.queue_name, s.transport),
+            &format!(
+                "cannot ensure queue {} on {}: {e}",
+                s.queue_name, s.transport
+            ),
         ),
         None => cond(
             "TransportReady",
             "True",
             "QueueProvisionedElsewhere",
-            &format!("queue {} on {} is provisioned by a queue object in the render", s.queue_name, s.transport),
+            &format!(
+                "queue {} on {} is provisioned by a queue object in the render",
+                s.queue_name, s.transport
+            ),
         ),
     }
 }
 
-fn workload_condition(s: &RenderSummary, o: &Observed, c: &PodCounts, desired: Option<i64>) -> Value {
+fn workload_condition(
+    s: &RenderSummary,
+    o: &Observed,
+    c: &PodCounts,
+    desired: Option<i64>,
+) -> Value {
     let what = format!("{} {}", s.workload_kind, s.workload_name);
     if o.workload.is_none() {
         let msg = if s.gitops {
-            format!("{what} does not exist yet; it is applied by GitOps (asya.sh/rendered-by: gitops)")
+            format!(
+                "{what} does not exist yet; it is applied by GitOps (asya.sh/rendered-by: gitops)"
+            )
         } else {
             format!("{what} does not exist yet")
         };
         return cond("WorkloadReady", "False", "WorkloadMissing", &msg);
     }
     if let Some(f) = c.failures.first() {
-        let detail = if f.message.is_empty() { String::new() } else { format!(": {}", f.message) };
+        let detail = if f.message.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", f.message)
+        };
         let msg = format!(
             "{} of {} pods failing; pod {} container {} is in {}{detail}",
             c.failing,
@@ -202,44 +278,82 @@ fn workload_condition(s: &RenderSummary, o: &Observed, c: &PodCounts, desired: O
         return cond("WorkloadReady", "True", "ScaledToZero", &msg);
     }
     if c.running >= desired && c.pending == 0 {
-        return cond("WorkloadReady", "True", "Available", &format!("{what}: {}/{desired} pods ready", c.running));
+        return cond(
+            "WorkloadReady",
+            "True",
+            "Available",
+            &format!("{what}: {}/{desired} pods ready", c.running),
+        );
     }
     cond(
         "WorkloadReady",
         "False",
         "PodsNotReady",
-        &format!("{what}: {}/{desired} pods ready, {} pending", c.running, c.pending),
+        &format!(
+            "{what}: {}/{desired} pods ready, {} pending",
+            c.running, c.pending
+        ),
     )
 }
 
 fn scaling_condition(s: &RenderSummary, o: &Observed, spec_replicas: Option<i64>) -> Value {
     if !s.scaling_enabled {
-        let n = spec_replicas.map(|r| r.to_string()).unwrap_or_else(|| "the rendered number of".into());
-        return cond("ScalingReady", "True", "ScalingDisabled", &format!("autoscaling is off; fixed at {n} replicas"));
+        let n = spec_replicas
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "the rendered number of".into());
+        return cond(
+            "ScalingReady",
+            "True",
+            "ScalingDisabled",
+            &format!("autoscaling is off; fixed at {n} replicas"),
+        );
     }
     let Some(so) = &o.scaled_object else {
-        return cond("ScalingReady", "False", "ScaledObjectMissing", &format!("ScaledObject {} does not exist yet", s.workload_name));
+        return cond(
+            "ScalingReady",
+            "False",
+            "ScaledObjectMissing",
+            &format!("ScaledObject {} does not exist yet", s.workload_name),
+        );
     };
     let ready = so
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")));
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+        });
     match ready {
         Some(c) if c.get("status").and_then(Value::as_str) == Some("True") => cond(
             "ScalingReady",
             "True",
             "ScaledObjectReady",
-            &format!("KEDA scales {} {} on queue {}", s.workload_kind, s.workload_name, s.queue_name),
+            &format!(
+                "KEDA scales {} {} on queue {}",
+                s.workload_kind, s.workload_name, s.queue_name
+            ),
         ),
         Some(c) => {
-            let keda = c.get("message").and_then(Value::as_str).filter(|m| !m.is_empty()).unwrap_or("no message");
-            cond("ScalingReady", "False", "ScaledObjectNotReady", &format!("KEDA reports the ScaledObject not ready: {keda}"))
+            let keda = c
+                .get("message")
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty())
+                .unwrap_or("no message");
+            cond(
+                "ScalingReady",
+                "False",
+                "ScaledObjectNotReady",
+                &format!("KEDA reports the ScaledObject not ready: {keda}"),
+            )
         }
         None => cond(
             "ScalingReady",
             "Unknown",
             "WaitingForKeda",
-            &format!("ScaledObject {} is applied; KEDA has not reported on it yet (is KEDA running?)", s.workload_name),
+            &format!(
+                "ScaledObject {} is applied; KEDA has not reported on it yet (is KEDA running?)",
+                s.workload_name
+            ),
         ),
     }
 }
@@ -258,7 +372,8 @@ fn phase(transport: &Value, o: &Observed, c: &PodCounts, desired: Option<i64>) -
         if f.is_image_pull() {
             return "ImagePullError";
         }
-        return if f.container.starts_with("asya-sidecar") || f.container == "asya-runtime-installer" {
+        return if f.container.starts_with("asya-sidecar") || f.container == "asya-runtime-installer"
+        {
             "SidecarError"
         } else {
             "RuntimeError"
@@ -268,7 +383,11 @@ fn phase(transport: &Value, o: &Observed, c: &PodCounts, desired: Option<i64>) -
     if desired == 0 && c.running == 0 && c.pending == 0 {
         return "Napping";
     }
-    if c.running > 0 && c.running >= desired { "Running" } else { "Creating" }
+    if c.running > 0 && c.running >= desired {
+        "Running"
+    } else {
+        "Creating"
+    }
 }
 
 fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Value {
@@ -276,11 +395,17 @@ fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Value {
 }
 
 fn previous_transition(previous: Option<&Value>, c: &Value) -> Option<String> {
-    let prev = previous?.get("conditions")?.as_array()?.iter().find(|p| p.get("type") == c.get("type"))?;
+    let prev = previous?
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|p| p.get("type") == c.get("type"))?;
     if prev.get("status") != c.get("status") {
         return None;
     }
-    prev.get("lastTransitionTime").and_then(Value::as_str).map(str::to_owned)
+    prev.get("lastTransitionTime")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -296,6 +421,9 @@ mod tests {
             workload_name: "a".into(),
             objects: vec![],
             gitops: false,
+            applyset_id: "applyset-x-v1".into(),
+            min_replicas: None,
+            max_replicas: None,
         }
     }
 
@@ -304,7 +432,10 @@ mod tests {
     }
 
     fn ready_pod(name: &str) -> Pod {
-        pod(name, json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}))
+        pod(
+            name,
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}),
+        )
     }
 
     fn observed(replicas: i64, pods: Vec<Pod>) -> Observed {
@@ -313,20 +444,36 @@ mod tests {
             pods,
             scaled_object: None,
             hpa: None,
-            queue: Some(Ok(QueueDepth { queued: 3, processing: Some(1) })),
+            queue: Some(Ok(QueueDepth {
+                queued: 3,
+                processing: Some(1),
+            })),
         }
     }
 
     fn condition<'a>(status: &'a Value, t: &str) -> &'a Value {
-        status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == t).unwrap()
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .unwrap()
     }
 
     #[test]
     fn all_pods_ready_is_running() {
-        let s = build(&Outcome::Reconciled(summary(false), observed(2, vec![ready_pod("a"), ready_pod("b")])), Some(4), None, "T0");
+        let s = build(
+            &Outcome::Reconciled(
+                Box::new(summary(false)),
+                Box::new(observed(2, vec![ready_pod("a"), ready_pod("b")])),
+            ),
+            Some(4),
+            None,
+            "T0",
+        );
         assert_eq!(s["phase"], "Running");
-        assert_eq!(s["runningReplicas"], 2);
-        assert_eq!(s["queuedMessages"], 3);
+        assert_eq!(s["replicas"]["running"], 2);
+        assert_eq!(s["queue"]["queued"], 3);
         assert_eq!(s["observedGeneration"], 4);
         assert_eq!(condition(&s, "WorkloadReady")["status"], "True");
         for c in s["conditions"].as_array().unwrap() {
@@ -336,50 +483,112 @@ mod tests {
 
     #[test]
     fn crash_loop_without_running_pods_is_runtime_error_and_with_running_pods_degraded() {
-        let crash = pod("c", json!({"phase": "Running", "containerStatuses": [{"name": "asya-runtime", "ready": false,
-            "restartCount": 3, "image": "i", "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}));
-        let s = build(&Outcome::Reconciled(summary(false), observed(1, vec![crash.clone()])), None, None, "T0");
+        let crash = pod(
+            "c",
+            json!({"phase": "Running", "containerStatuses": [{"name": "asya-runtime", "ready": false,
+            "restartCount": 3, "image": "i", "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}),
+        );
+        let s = build(
+            &Outcome::Reconciled(
+                Box::new(summary(false)),
+                Box::new(observed(1, vec![crash.clone()])),
+            ),
+            None,
+            None,
+            "T0",
+        );
         assert_eq!(s["phase"], "RuntimeError");
-        assert_eq!(s["failingReplicas"], 1);
-        let msg = condition(&s, "WorkloadReady")["message"].as_str().unwrap().to_owned();
-        assert!(msg.contains("CrashLoopBackOff") && msg.contains("asya-runtime"), "{msg}");
-        let s = build(&Outcome::Reconciled(summary(false), observed(2, vec![crash, ready_pod("r")])), None, None, "T0");
+        assert_eq!(s["replicas"]["failing"], 1);
+        let msg = condition(&s, "WorkloadReady")["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            msg.contains("CrashLoopBackOff") && msg.contains("asya-runtime"),
+            "{msg}"
+        );
+        let s = build(
+            &Outcome::Reconciled(
+                Box::new(summary(false)),
+                Box::new(observed(2, vec![crash, ready_pod("r")])),
+            ),
+            None,
+            None,
+            "T0",
+        );
         assert_eq!(s["phase"], "Degraded");
     }
 
     #[test]
     fn scaled_to_zero_is_napping() {
-        let s = build(&Outcome::Reconciled(summary(true), observed(0, vec![])), None, None, "T0");
+        let s = build(
+            &Outcome::Reconciled(Box::new(summary(true)), Box::new(observed(0, vec![]))),
+            None,
+            None,
+            "T0",
+        );
         assert_eq!(s["phase"], "Napping");
-        assert_eq!(condition(&s, "ScalingReady")["reason"], "ScaledObjectMissing");
+        assert_eq!(
+            condition(&s, "ScalingReady")["reason"],
+            "ScaledObjectMissing"
+        );
     }
 
     #[test]
     fn unchanged_conditions_keep_their_transition_time() {
-        let outcome = Outcome::Reconciled(summary(false), observed(1, vec![ready_pod("a")]));
+        let outcome = Outcome::Reconciled(
+            Box::new(summary(false)),
+            Box::new(observed(1, vec![ready_pod("a")])),
+        );
         let first = build(&outcome, Some(1), None, "T0");
         let second = build(&outcome, Some(1), Some(&first), "T1");
         assert_eq!(first, second);
-        let failing = Outcome::Reconciled(summary(false), Observed { queue: Some(Err("down".into())), ..observed(1, vec![]) });
+        let failing = Outcome::Reconciled(
+            Box::new(summary(false)),
+            Box::new(Observed {
+                queue: Some(Err("down".into())),
+                ..observed(1, vec![])
+            }),
+        );
         let third = build(&failing, Some(1), Some(&first), "T2");
-        assert_eq!(condition(&third, "TransportReady")["lastTransitionTime"], "T2");
+        assert_eq!(
+            condition(&third, "TransportReady")["lastTransitionTime"],
+            "T2"
+        );
         assert_eq!(third["phase"], "TransportError");
     }
 
     #[test]
     fn invalid_actor_quotes_the_error() {
-        let s = build(&Outcome::Invalid("flavor \"gpu\" not found".into()), Some(2), None, "T0");
+        let s = build(
+            &Outcome::Invalid("flavor \"gpu\" not found".into()),
+            Some(2),
+            None,
+            "T0",
+        );
         assert_eq!(s["phase"], "Invalid");
-        assert!(condition(&s, "WorkloadReady")["message"].as_str().unwrap().contains("flavor \"gpu\" not found"));
+        assert!(
+            condition(&s, "WorkloadReady")["message"]
+                .as_str()
+                .unwrap()
+                .contains("flavor \"gpu\" not found")
+        );
     }
 
     #[test]
     fn hpa_desired_replicas_and_scale_direction_are_reported() {
         let mut o = observed(0, vec![]);
-        o.hpa = Some(json!({"status": {"desiredReplicas": 4, "lastScaleTime": "2026-01-01T00:00:00Z"}}));
-        let prev = json!({"desiredReplicas": 1});
-        let s = build(&Outcome::Reconciled(summary(true), o), None, Some(&prev), "T0");
-        assert_eq!(s["desiredReplicas"], 4);
-        assert_eq!(s["lastScaleDirection"], "up");
+        o.hpa = Some(
+            json!({"status": {"desiredReplicas": 4, "lastScaleTime": "2026-01-01T00:00:00Z"}}),
+        );
+        let prev = json!({"replicas": {"desired": 1}});
+        let s = build(
+            &Outcome::Reconciled(Box::new(summary(true)), Box::new(o)),
+            None,
+            Some(&prev),
+            "T0",
+        );
+        assert_eq!(s["replicas"]["desired"], 4);
+        assert_eq!(s["lastScale"]["direction"], "up");
     }
 }

@@ -22,6 +22,8 @@ use crate::validate::{Files, parse_duration, validate};
 pub const SOCKET_DIR: &str = "/var/run/asya";
 /// Where the installer init container writes `asya_runtime.py`.
 pub const RUNTIME_DIR: &str = "/opt/asya";
+/// Socket file name inside [`SOCKET_DIR`].
+pub const SOCKET_NAME: &str = "asya-runtime.sock";
 /// Label that makes every rendered object a member of the actor's ApplySet.
 pub const APPLYSET_PART_OF: &str = "applyset.kubernetes.io/part-of";
 
@@ -240,6 +242,20 @@ fn resolve(
             .into());
         }
     };
+    if spec
+        .scaling
+        .as_ref()
+        .and_then(|s| s.enabled)
+        .unwrap_or(true)
+        && prov
+            .origin_of("spec.replicas")
+            .is_some_and(|o| *o != crate::merge::Origin::Default)
+    {
+        warnings.push(
+            "spec.replicas is ignored while scaling is enabled (KEDA owns the replica count)"
+                .into(),
+        );
+    }
     let flavor_file = |n: &str| flavors.get(n).map(|e| e.source.clone());
     let files = Files {
         actor: file,
@@ -607,6 +623,7 @@ impl Context {
             env("ASYA_TRANSPORT", kind),
             env("ASYA_ACTOR_ROLE", role),
             env("ASYA_SOCKET_DIR", SOCKET_DIR),
+            env("ASYA_SOCKET_NAME", SOCKET_NAME),
             env("ASYA_ACTOR_SINK", "x-sink"),
             env("ASYA_ACTOR_SUMP", "x-sump"),
             env("ASYA_CONCURRENCY", concurrency.to_string()),
@@ -707,6 +724,16 @@ impl Context {
                 sidecar_env.push(env("OTEL_EXPORTER_OTLP_PROTOCOL", p.clone()));
             }
         }
+        // Both ends of the socket must agree on the frame limit (legacy socket.maxSize).
+        if let Some(limit) = spec
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "ASYA_MAX_FRAME_BYTES")
+            && let Some(v) = &limit.value
+        {
+            sidecar_env.push(env("ASYA_MAX_FRAME_BYTES", v.clone()));
+        }
         // The actor's sidecar env overrides ours by name, else is appended.
         for e in user_sidecar.env.iter().flatten() {
             let v = serde_json::to_value(e).unwrap_or(Value::Null);
@@ -761,7 +788,7 @@ impl Context {
         let mut runtime_env = vec![
             env("ASYA_HANDLER", spec.handler.clone().unwrap_or_default()),
             env("ASYA_SOCKET_DIR", SOCKET_DIR),
-            env("ASYA_SOCKET_NAME", "asya-runtime.sock"),
+            env("ASYA_SOCKET_NAME", SOCKET_NAME),
             env("ASYA_RUNTIME_CONCURRENCY", concurrency.to_string()),
             env("ASYA_LOG_LEVEL", sc.log_level.clone()),
         ];

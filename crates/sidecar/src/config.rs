@@ -48,6 +48,9 @@ pub struct Config {
     pub max_frame_bytes: usize,
     pub rabbitmq_url: String,
     pub rabbitmq_exchange: String,
+    /// SQS visibility per receive; the sidecar extends it every third of it
+    /// while a message is processed.
+    pub visibility_timeout: Duration,
 }
 
 impl Config {
@@ -180,6 +183,7 @@ impl Config {
             max_frame_bytes,
             rabbitmq_url,
             rabbitmq_exchange: get("ASYA_RABBITMQ_EXCHANGE").unwrap_or("asya").to_string(),
+            visibility_timeout: duration("ASYA_SQS_VISIBILITY_TIMEOUT", "30s")?,
         })
     }
 

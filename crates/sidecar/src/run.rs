@@ -8,7 +8,7 @@ use asya_transport::{Delivery, Transport};
 use futures::future::join_all;
 use tokio::sync::Mutex;
 
-use crate::config::{Config, Role};
+use crate::config::{Config, Role, TransportKind};
 use crate::end_roles::EndRole;
 use crate::error::SidecarError;
 use crate::metrics::Metrics;
@@ -99,9 +99,27 @@ impl<T: Transport> Worker<T> {
         let started = Instant::now();
         self.metrics.received();
         self.metrics.active_inc();
-        let handled = match &self.handler {
-            Handler::Regular(r) => r.handle(slot, &delivery.body).await,
-            Handler::End(e) => e.handle(&delivery.body).await,
+        let work = async {
+            match &self.handler {
+                Handler::Regular(r) => r.handle(slot, &delivery.body).await,
+                Handler::End(e) => e.handle(&delivery.body).await,
+            }
+        };
+        tokio::pin!(work);
+        // Keep the message invisible to other consumers while a long handler
+        // runs (SQS visibility timeout; a no-op on RabbitMQ).
+        let lease = self.cfg.visibility_timeout;
+        let period = (lease / 3).max(Duration::from_millis(500));
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let handled = loop {
+            tokio::select! {
+                h = &mut work => break h,
+                _ = heartbeat.tick(), if self.cfg.transport == TransportKind::Sqs => {
+                    if let Err(e) = self.transport.extend(delivery, lease).await {
+                        tracing::warn!(error = %e, "extending the message's visibility failed");
+                    }
+                }
+            }
         };
         match handled {
             Handled::Forward { out, status } => {

@@ -61,18 +61,18 @@ async fn extended_message_stays_invisible_past_its_original_timeout() {
         .await
         .unwrap();
     let d = receive(&worker).await;
-
-    // Extend every second for 9 s (three original timeouts): the rival sees nothing.
-    let extending = async {
-        for _ in 0..9 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            worker.extend(&d, Duration::from_secs(3)).await.unwrap();
-        }
-    };
-    let (_, stolen) = tokio::join!(extending, receive_within(&rival, Duration::from_secs(9)));
-    assert!(stolen.is_none(), "an extended message was delivered twice");
-
-    // Control: once extending stops, the same message does reappear.
+    worker.extend(&d, Duration::from_secs(20)).await.unwrap();
+    // Closing stops the automatic keep-alive: only the explicit extension
+    // holds the message now, for well past its original 3 s.
+    worker.close().await;
+    assert!(
+        receive_within(&rival, Duration::from_secs(9))
+            .await
+            .is_none(),
+        "an extended message was delivered twice"
+    );
+    // Control: given back, the same message does reappear.
+    worker.requeue(&d).await.unwrap();
     let back = receive(&rival).await;
     assert_eq!(&back.body[..], b"long job");
     assert!(back.redelivered);
@@ -198,4 +198,50 @@ async fn connecting_to_a_missing_queue_says_so() {
         matches!(&err, TransportError::Config(m) if m.contains("does not exist")),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn handed_out_message_is_kept_invisible_until_settled_without_explicit_extends() {
+    let ns = unique_namespace();
+    let mut short = config();
+    short.visibility_timeout = Duration::from_secs(3);
+    let worker = transport_for(short.clone(), &ns, "a").await;
+    let rival = SqsTransport::connect(short, &ns, "a").await.unwrap();
+    worker
+        .publish("a", Bytes::from_static(b"slow handler"), Duration::ZERO)
+        .await
+        .unwrap();
+    let d = receive(&worker).await;
+    // Three visibility timeouts pass while "the handler runs".
+    assert!(
+        receive_within(&rival, Duration::from_secs(9))
+            .await
+            .is_none(),
+        "a message in progress was delivered twice"
+    );
+    worker.ack(&d).await.unwrap();
+    assert!(
+        receive_within(&rival, Duration::from_secs(5))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn closing_the_transport_lets_unsettled_messages_come_back() {
+    let ns = unique_namespace();
+    let mut short = config();
+    short.visibility_timeout = Duration::from_secs(2);
+    let worker = transport_for(short.clone(), &ns, "a").await;
+    let rival = SqsTransport::connect(short, &ns, "a").await.unwrap();
+    worker
+        .publish("a", Bytes::from_static(b"orphan"), Duration::ZERO)
+        .await
+        .unwrap();
+    let _unsettled = receive(&worker).await;
+    worker.close().await;
+    let back = receive(&rival).await;
+    assert_eq!(&back.body[..], b"orphan");
+    assert!(back.redelivered);
+    rival.ack(&back).await.unwrap();
 }

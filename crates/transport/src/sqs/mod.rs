@@ -4,9 +4,13 @@
 //! `batch_size` messages per call and handing them out one at a time; a
 //! message waiting in that small local buffer has its visibility refreshed
 //! before it is handed out, so buffering never lets it reappear on the queue.
-//! `ack` deletes, `requeue` makes the message visible at once, `extend` pushes
-//! its visibility timeout while a long handler runs. Publishing uses
-//! `DelaySeconds`; delays past SQS's 900 s are chained ([`delay`]).
+//! Once handed out, a message is kept invisible by a small keep-alive task
+//! (renewing its visibility every third of the timeout) until it is settled,
+//! so a handler may run longer than the visibility timeout without a second
+//! delivery; if the sidecar dies, the task dies with it and SQS redelivers.
+//! `ack` deletes, `requeue` makes the message visible at once, `extend` sets
+//! a longer timeout explicitly. Publishing uses `DelaySeconds`; delays past
+//! SQS's 900 s are chained ([`delay`]).
 //!
 //! [`SqsAdmin`] is the controller's side: it creates queues with their
 //! redrive policy to the namespace's dead-letter queue, reads depths and
@@ -18,7 +22,7 @@ mod config;
 pub mod delay;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
@@ -26,6 +30,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
 use bytes::Bytes;
+use tokio::task::AbortHandle;
 
 pub use admin::{SqsAdmin, split_queue_name};
 pub use config::{SQS_MAX_BATCH, SQS_MAX_DELAY, SqsConfig, parse_duration};
@@ -84,6 +89,8 @@ pub struct SqsTransport {
     /// Queue URLs by actor name; `GetQueueUrl` once per peer.
     urls: RwLock<HashMap<String, String>>,
     buffer: tokio::sync::Mutex<VecDeque<Buffered>>,
+    /// Visibility keep-alive tasks of the deliveries handed out, by receipt.
+    heartbeats: Mutex<HashMap<String, AbortHandle>>,
 }
 
 impl std::fmt::Debug for SqsTransport {
@@ -145,6 +152,7 @@ impl SqsTransport {
             queue_url,
             urls: RwLock::new(urls),
             buffer: tokio::sync::Mutex::new(VecDeque::new()),
+            heartbeats: Mutex::new(HashMap::new()),
         })
     }
 
@@ -278,6 +286,60 @@ impl SqsTransport {
             .map_err(|err| TransportError::Settle(describe(&err)))
     }
 
+    /// Keeps a handed-out message invisible until it is settled: every third
+    /// of the visibility timeout its timeout is renewed, so a handler may run
+    /// longer than the timeout without the message being delivered twice.
+    /// SQS itself ends this 12 h after the receive; a dead sidecar ends it at
+    /// once (the task dies with the process) and the message comes back.
+    fn start_heartbeat(&self, receipt: &str) {
+        let client = self.client.clone();
+        let url = self.queue_url.clone();
+        let handle = receipt.to_string();
+        let visibility = self.config.visibility_timeout;
+        let period = (visibility / 3).max(Duration::from_millis(300));
+        let queue = self.queue.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                if let Err(err) = client
+                    .change_message_visibility()
+                    .queue_url(&url)
+                    .receipt_handle(&handle)
+                    .visibility_timeout(ceil_secs(visibility))
+                    .send()
+                    .await
+                {
+                    tracing::warn!(queue = %queue, error = %describe(&err), "keeping a message invisible failed; it may be redelivered");
+                    return;
+                }
+            }
+        });
+        if let Ok(mut beats) = self.heartbeats.lock()
+            && let Some(old) = beats.insert(receipt.to_string(), task.abort_handle())
+        {
+            old.abort();
+        }
+    }
+
+    fn stop_heartbeat(&self, receipt: &str) {
+        if let Some(beat) = self
+            .heartbeats
+            .lock()
+            .ok()
+            .and_then(|mut beats| beats.remove(receipt))
+        {
+            beat.abort();
+        }
+    }
+
+    fn stop_all_heartbeats(&self) {
+        if let Ok(mut beats) = self.heartbeats.lock() {
+            for (_, beat) in beats.drain() {
+                beat.abort();
+            }
+        }
+    }
+
     /// Gives buffered, never handed out messages back to the queue at once
     /// instead of letting them wait for their visibility timeout (on shutdown).
     pub async fn release_buffered(&self) {
@@ -333,6 +395,9 @@ impl Transport for SqsTransport {
                         continue;
                     }
                 }
+                if let Ok(handle) = receipt(&waiting.delivery) {
+                    self.start_heartbeat(handle);
+                }
                 return Ok(waiting.delivery);
             }
             let output = self
@@ -385,10 +450,12 @@ impl Transport for SqsTransport {
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), TransportError> {
+        let handle = receipt(delivery)?;
+        self.stop_heartbeat(handle);
         self.client
             .delete_message()
             .queue_url(&self.queue_url)
-            .receipt_handle(receipt(delivery)?)
+            .receipt_handle(handle)
             .send()
             .await
             .map(|_| ())
@@ -396,7 +463,9 @@ impl Transport for SqsTransport {
     }
 
     async fn requeue(&self, delivery: &Delivery) -> Result<(), TransportError> {
-        self.set_visibility(receipt(delivery)?, 0).await
+        let handle = receipt(delivery)?;
+        self.stop_heartbeat(handle);
+        self.set_visibility(handle, 0).await
     }
 
     /// SQS counts a new visibility timeout from now: the message stays
@@ -406,7 +475,16 @@ impl Transport for SqsTransport {
         self.set_visibility(receipt(delivery)?, seconds).await
     }
 
+    /// Returns buffered messages and stops keeping any message invisible:
+    /// whatever was not settled comes back after its visibility timeout.
     async fn close(&self) {
+        self.stop_all_heartbeats();
         self.release_buffered().await;
+    }
+}
+
+impl Drop for SqsTransport {
+    fn drop(&mut self) {
+        self.stop_all_heartbeats();
     }
 }

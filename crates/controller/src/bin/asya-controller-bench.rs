@@ -1,0 +1,182 @@
+//! Benchmark: N AsyncActors applied at once; time until every one has
+//! converged (status observed its generation, workload applied), API requests
+//! the controller issued, and peak RSS.
+//!
+//!   asya-controller-bench --kubeconfig $K8S_RUN_DIR/kubeconfig --actors 1000
+//!
+//! The controller runs in this process, scoped to a fresh namespace, with its
+//! own counted client; the load generator uses a separate client, so its
+//! requests are not counted. RabbitMQ (ASYA_TEST_RABBITMQ_URL or
+//! 127.0.0.1:5672) gets one queue per actor; they are deleted at the end.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use asya_controller::metrics::Metrics;
+use asya_controller::queue::{DeletionPolicy, LazyRabbitMq, QueueDriver, QueueDrivers};
+use asya_controller::render::PlatformRenderer;
+use asya_controller::run::{Options, run};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let kubeconfig = arg("--kubeconfig")
+        .or_else(|| std::env::var("ASYA_TEST_KUBECONFIG").ok())
+        .ok_or("--kubeconfig or ASYA_TEST_KUBECONFIG")?;
+    let n: usize = arg("--actors")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1000);
+    let concurrency: u16 = arg("--concurrency")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(16);
+    let rabbit = std::env::var("ASYA_TEST_RABBITMQ_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let path = PathBuf::from(kubeconfig);
+
+    let load_metrics = Metrics::default();
+    let loader = asya_controller::client::build(Some(&path), &load_metrics).await?;
+    let mut crds = asya_render::crd::crds();
+    let keda = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/k8s/crds/keda");
+    crds.extend(asya_controller::install::read_crd_dir(&keda)?);
+    asya_controller::install::install_crds(&loader, &crds, "asya-bench", Duration::from_secs(60))
+        .await?;
+    let ns = format!("bench-{}", std::process::id());
+    Api::<Namespace>::all(loader.clone())
+        .patch(
+            &ns,
+            &PatchParams::apply("asya-bench"),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            ),
+        )
+        .await?;
+
+    let metrics = Metrics::default();
+    let client = asya_controller::client::build(Some(&path), &metrics).await?;
+    let mut queues = QueueDrivers::default();
+    let rabbit_admin: Arc<dyn QueueDriver> = Arc::new(LazyRabbitMq::new(rabbit));
+    queues.insert("rabbitmq", rabbit_admin.clone(), DeletionPolicy::Delete);
+    let renderer = Arc::new(PlatformRenderer::new(Default::default())?);
+    let opts = Options {
+        namespace: Some(ns.clone()),
+        concurrency,
+        resync: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let rss_before = peak_rss_mib();
+    let ctl = tokio::spawn(run(client, renderer, queues, metrics.clone(), opts));
+
+    let actors: Api<DynamicObject> = Api::namespaced_with(
+        loader.clone(),
+        &ns,
+        &asya_controller::resources::async_actor(),
+    );
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let actors = actors.clone();
+            let ns = ns.clone();
+            async move {
+                let name = format!("a{i:04}");
+                let body = json!({"apiVersion": "asya.sh/v1alpha1", "kind": "AsyncActor",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"actor": name, "image": "python:3.13-slim", "handler": "echo.process",
+                             "replicas": 0, "scaling": {"enabled": false}}});
+                actors
+                    .patch(
+                        &name,
+                        &PatchParams::apply("asya-bench"),
+                        &Patch::Apply(&body),
+                    )
+                    .await
+            }
+        })
+        .buffer_unordered(32)
+        .for_each(|r| {
+            if let Err(e) = r {
+                eprintln!("apply failed: {e}");
+            }
+            futures::future::ready(())
+        })
+        .await;
+    let applied_in = start.elapsed();
+
+    let converged_in = loop {
+        let list = actors.list(&ListParams::default()).await?;
+        let done = list
+            .items
+            .iter()
+            .filter(|a| {
+                let s = a.data.get("status");
+                s.and_then(|s| s.get("observedGeneration"))
+                    .and_then(Value::as_i64)
+                    == a.metadata.generation
+                    && s.and_then(|s| s.pointer("/conditions/0")).is_some()
+                    && s.and_then(|s| s.get("phase")).and_then(Value::as_str)
+                        != Some("TransportError")
+            })
+            .count();
+        if done >= n {
+            break start.elapsed();
+        }
+        if start.elapsed() > Duration::from_secs(1800) {
+            return Err(format!("only {done}/{n} converged after 30 min").into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let requests = metrics.requests_total.load(Ordering::SeqCst);
+    let writes = metrics.writes_total.load(Ordering::SeqCst);
+    let rss = peak_rss_mib();
+    println!("actors: {n}");
+    println!(
+        "applied by the load generator in: {:.1} s",
+        applied_in.as_secs_f64()
+    );
+    println!("all converged after: {:.1} s", converged_in.as_secs_f64());
+    println!(
+        "controller API requests: {requests} ({writes} writes, {:.1} per actor)",
+        requests as f64 / n as f64
+    );
+    println!(
+        "reconciles: {}, status writes: {}",
+        metrics.reconciles.get(),
+        metrics.status_writes.get()
+    );
+    println!(
+        "peak RSS of the process: {rss:.0} MiB (before the controller started: {rss_before:.0} MiB)"
+    );
+
+    ctl.abort();
+    let _ = Api::<Namespace>::all(loader.clone())
+        .delete(&ns, &DeleteParams::background())
+        .await;
+    for i in 0..n {
+        let _ = rabbit_admin.delete(&format!("asya-{ns}-a{i:04}")).await;
+    }
+    Ok(())
+}
