@@ -100,6 +100,7 @@ fn golden_workloads_and_service_accounts_are_accepted_by_the_api_server() {
         &[
             "apply",
             "--server-side",
+            "--force-conflicts",
             "--dry-run=server",
             "--validate=false",
             "-f",

@@ -284,3 +284,45 @@ fn a_composition_that_sets_replicas_under_keda_is_rejected() {
         "{e}"
     );
 }
+
+#[test]
+fn the_api_the_controller_shares_across_tasks_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Compositions>();
+    assert_send_sync::<asya_render::FlavorLibrary>();
+    assert_send_sync::<Platform>();
+    assert_send_sync::<asya_render::Rendered>();
+    assert_send_sync::<asya_render::Diagnostics>();
+}
+
+#[test]
+fn an_unknown_or_disabled_transport_is_a_platform_error() {
+    let doc = MINIMAL.replace(
+        "handler: echo.handle}",
+        "handler: echo.handle, transport: kafka}",
+    );
+    let e = try_render(&actor(&doc), &flavors(&[]), &Platform::default()).expect_err("unknown");
+    assert!(
+        e.to_string()
+            .contains("spec.transport: expected a transport configured in the platform"),
+        "{e}"
+    );
+    let mut p = Platform::default();
+    if let Some(t) = p.transports.get_mut("rabbitmq") {
+        t.enabled = false;
+    }
+    let e = try_render(&actor(MINIMAL), &flavors(&[]), &p).expect_err("disabled");
+    assert!(e.to_string().contains("disabled"), "{e}");
+}
+
+#[test]
+fn platform_files_report_the_path_of_a_bad_value() {
+    let e = Platform::from_yaml("platform.yaml", "sidecar:\n  imagee: x\n").expect_err("typo");
+    assert!(e.to_string().starts_with("platform.yaml: sidecar"), "{e}");
+    let p = Platform::from_yaml(
+        "p.yaml",
+        "transports:\n  rabbitmq-prod:\n    type: rabbitmq\nreplicaCount: 2\n",
+    )
+    .expect("ok");
+    assert_eq!(p.transports["rabbitmq-prod"].kind(), "rabbitmq");
+}
