@@ -57,7 +57,34 @@ proptest! {
         let _ = lib.insert("gpu-t4", "f.yaml", flavor);
         if let Ok(a) = ActorDocument::from_value("p.yaml", &doc) {
             let c = Compositions::embedded().expect("embedded");
-            let _ = render(&a, &lib, &Platform::default(), &c);
+            if let Ok(first) = render(&a, &lib, &Platform::default(), &c) {
+                let again = render(&a, &lib, &Platform::default(), &c).expect("second render");
+                prop_assert_eq!(first, again);
+            }
+        }
+    }
+
+    #[test]
+    fn a_valid_actor_with_arbitrary_fields_never_panics_and_renders_deterministically(
+        key in prop_oneof![
+            Just("scaling"), Just("resiliency"), Just("env"), Just("workload"), Just("sidecar"),
+            Just("secretRefs"), Just("volumes"), Just("volumeMounts"), Just("sidecars"),
+            Just("initContainers"), Just("resources"), Just("replicas"), Just("timeout"), Just("socket"),
+        ],
+        value in arb_json(),
+        flavor in arb_json(),
+    ) {
+        let mut spec = json!({"actor": "p", "image": "img", "handler": "m.f", "flavors": ["gpu-t4"]});
+        spec[key] = value;
+        let doc = json!({"apiVersion": "asya.sh/v1alpha1", "kind": "AsyncActor",
+            "metadata": {"name": "p", "namespace": "n"}, "spec": spec});
+        let mut lib = FlavorLibrary::new();
+        let _ = lib.insert("gpu-t4", "f.yaml", json!({key: flavor}));
+        let a = ActorDocument::from_value("p.yaml", &doc).expect("document");
+        let c = Compositions::embedded().expect("embedded");
+        if let Ok(first) = render(&a, &lib, &Platform::default(), &c) {
+            let again = render(&a, &lib, &Platform::default(), &c).expect("second render");
+            prop_assert_eq!(first, again);
         }
     }
 

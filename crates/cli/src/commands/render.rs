@@ -14,9 +14,23 @@ pub fn render_all(input: &InputArgs) -> Result<(Vec<serde_json::Value>, Vec<Stri
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
     let mut errs = Diagnostics::default();
+    // Objects are named after spec.actor: two documents with one actor would overwrite each other.
+    let mut owners: std::collections::BTreeMap<(String, String), String> = Default::default();
     for a in &inputs.actors {
         match render(a, &inputs.flavors, &inputs.platform, &inputs.compositions) {
             Ok(r) => {
+                if let Some(first) =
+                    owners.insert((r.namespace.clone(), r.actor.clone()), a.source.clone())
+                {
+                    errs.push(asya_render::Error::Invalid {
+                        file: a.source.clone(),
+                        path: "spec.actor".into(),
+                        message: format!(
+                            "expected a unique actor per namespace, {}/{} is also rendered from {first}",
+                            r.namespace, r.actor
+                        ),
+                    });
+                }
                 warnings.extend(
                     r.explain
                         .warnings
