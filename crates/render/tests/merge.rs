@@ -180,3 +180,21 @@ fn explain_reports_the_origin_of_every_leaf() {
     );
     assert!(text.contains("# default"), "{text}");
 }
+
+#[test]
+fn more_than_eight_flavors_is_an_error() {
+    let names: Vec<String> = (0..9).map(|i| format!("flv{i}")).collect();
+    let defs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "{}")).collect();
+    let lib = flavors(&defs);
+    let e = try_render(
+        &with_flavors(&names.join(", "), ""),
+        &lib,
+        &Platform::default(),
+    )
+    .expect_err("too many");
+    assert!(
+        e.to_string()
+            .contains("spec.flavors: expected at most 8 flavors, got 9"),
+        "{e}"
+    );
+}
