@@ -325,4 +325,10 @@ fn platform_files_report_the_path_of_a_bad_value() {
     )
     .expect("ok");
     assert_eq!(p.transports["rabbitmq-prod"].kind(), "rabbitmq");
+    let e = Platform::from_yaml("p.yaml", "defaultTransprot: sqs\n").expect_err("top-level typo");
+    assert!(
+        e.to_string()
+            .starts_with("p.yaml: defaultTransprot: unknown field"),
+        "{e}"
+    );
 }

@@ -66,7 +66,26 @@ impl Platform {
                 format!("expected a valid platform value: {}", e.inner()),
             )
         })?;
-        // Keys of the operator chart that Asya does not use are ignored on purpose.
+        // Keys of the operator chart that do not affect rendering are accepted and ignored;
+        // anything else is a typo and must not pass silently.
+        let unknown: Vec<String> = platform
+            .other
+            .keys()
+            .filter(|k| !OPERATOR_CHART_KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            let mut errs = Diagnostics::default();
+            for k in unknown {
+                errs.push(parse(
+                    source,
+                    &k,
+                    "unknown field; expected one of defaultTransport, transports, sidecar, queue, keda, \
+                     actorServiceAccount, labels, s3 (or an operator-chart key)",
+                ));
+            }
+            return Err(errs);
+        }
         platform.other.clear();
         for (name, t) in platform.transports.iter_mut() {
             if t.type_.is_none() {
@@ -81,6 +100,31 @@ impl Platform {
         self.transports.get(name)
     }
 }
+
+/// Top-level keys of the operator Helm chart (seed 004) that are not about rendering.
+const OPERATOR_CHART_KEYS: &[&str] = &[
+    "replicaCount",
+    "image",
+    "imagePullSecrets",
+    "nameOverride",
+    "fullnameOverride",
+    "rbac",
+    "serviceAccount",
+    "podAnnotations",
+    "podLabels",
+    "podSecurityContext",
+    "securityContext",
+    "resources",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "leaderElection",
+    "metrics",
+    "health",
+    "runtime",
+    "logLevel",
+    "controller",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
