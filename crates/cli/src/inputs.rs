@@ -94,8 +94,9 @@ pub fn load(args: &InputArgs) -> Result<Inputs, Diagnostics> {
                       src: &str,
                       name: &str,
                       spec: serde_json::Value,
+                      path: &str,
                       errs: &mut Diagnostics| {
-        if let Err(e) = flavors.insert(name, src, spec) {
+        if let Err(e) = flavors.insert_at(name, src, path, spec) {
             errs.push(e);
         }
     };
@@ -105,7 +106,7 @@ pub fn load(args: &InputArgs) -> Result<Inputs, Diagnostics> {
                 Ok(docs) => {
                     for d in docs {
                         match d {
-                            Document::Flavor { source, name, spec } => add_flavor(&mut flavors, &source, &name, spec, &mut errs),
+                            Document::Flavor { source, name, spec, path } => add_flavor(&mut flavors, &source, &name, spec, &path, &mut errs),
                             Document::Actor(a) => errs.push(Error::Parse {
                                 file: a.source,
                                 path: "kind".into(),
@@ -130,9 +131,12 @@ pub fn load(args: &InputArgs) -> Result<Inputs, Diagnostics> {
                                 }
                                 actors.push(a);
                             }
-                            Document::Flavor { source, name, spec } => {
-                                add_flavor(&mut flavors, &source, &name, spec, &mut errs)
-                            }
+                            Document::Flavor {
+                                source,
+                                name,
+                                spec,
+                                path,
+                            } => add_flavor(&mut flavors, &source, &name, spec, &path, &mut errs),
                         }
                     }
                 }

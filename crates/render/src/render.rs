@@ -192,14 +192,14 @@ fn resolve(
             &entry.spec,
             actor_spec_schema(),
             &entry.source,
-            "spec",
+            &entry.path,
             &mut errs,
         );
         for forbidden in ["actor", "flavors", "transport"] {
             if entry.spec.get(forbidden).is_some() {
                 errs.push(flavor(
                     &entry.source,
-                    &format!("spec.{forbidden}"),
+                    &format!("{}.{forbidden}", entry.path),
                     format!("expected no {forbidden} in a flavor (only the actor may set it)"),
                 ));
             }

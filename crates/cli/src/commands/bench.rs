@@ -104,7 +104,10 @@ fn read_flavors(dirs: &[std::path::PathBuf]) -> FlavorLibrary {
                 && let Ok(docs) = asya_render::parse_documents(&f.display().to_string(), &text)
             {
                 for doc in docs {
-                    if let asya_render::Document::Flavor { source, name, spec } = doc {
+                    if let asya_render::Document::Flavor {
+                        source, name, spec, ..
+                    } = doc
+                    {
                         let _ = lib.insert(&name, &source, spec);
                     }
                 }

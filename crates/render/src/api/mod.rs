@@ -199,6 +199,9 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 pub struct FlavorEntry {
     pub source: String,
     pub spec: Value,
+    /// Where the partial spec sits in its document (`spec`, or `data` for an EnvironmentConfig),
+    /// so diagnostics point at the right YAML path.
+    pub path: String,
 }
 
 /// All flavors an actor may refer to, by name.
@@ -214,6 +217,17 @@ impl FlavorLibrary {
 
     /// Adds a flavor; a second definition of the same name is an error naming both files.
     pub fn insert(&mut self, name: &str, source: &str, spec: Value) -> Result<(), Error> {
+        self.insert_at(name, source, "spec", spec)
+    }
+
+    /// Like [`insert`](Self::insert), with the YAML path of the partial spec in its document.
+    pub fn insert_at(
+        &mut self,
+        name: &str,
+        source: &str,
+        path: &str,
+        spec: Value,
+    ) -> Result<(), Error> {
         if let Some(existing) = self.entries.get(name) {
             if existing.spec == spec {
                 return Ok(());
@@ -230,7 +244,7 @@ impl FlavorLibrary {
         if !spec.is_object() {
             return Err(flavor(
                 source,
-                "spec",
+                path,
                 "expected a mapping (a partial AsyncActor spec)",
             ));
         }
@@ -239,6 +253,7 @@ impl FlavorLibrary {
             FlavorEntry {
                 source: source.to_string(),
                 spec,
+                path: path.to_string(),
             },
         );
         Ok(())
@@ -263,8 +278,10 @@ impl FlavorLibrary {
     /// Adds a Flavor or a labelled EnvironmentConfig object (as read from a file or the cluster).
     pub fn insert_document(&mut self, source: &str, doc: &Value) -> Result<String, Diagnostics> {
         match classify(source, doc)? {
-            Document::Flavor { name, spec, .. } => {
-                self.insert(&name, source, spec)?;
+            Document::Flavor {
+                name, spec, path, ..
+            } => {
+                self.insert_at(&name, source, &path, spec)?;
                 Ok(name)
             }
             Document::Actor(_) => Err(parse(
@@ -285,6 +302,8 @@ pub enum Document {
         source: String,
         name: String,
         spec: Value,
+        /// Where the partial spec sits: `spec` (Flavor) or `data` (EnvironmentConfig).
+        path: String,
     },
 }
 
@@ -330,6 +349,7 @@ pub fn classify(source: &str, doc: &Value) -> Result<Document, Diagnostics> {
                 source: source.to_string(),
                 name,
                 spec,
+                path: "spec".into(),
             })
         }
         "EnvironmentConfig" => {
@@ -363,6 +383,7 @@ pub fn classify(source: &str, doc: &Value) -> Result<Document, Diagnostics> {
                 source: source.to_string(),
                 name,
                 spec,
+                path: "data".into(),
             })
         }
         "" => Err(parse(
