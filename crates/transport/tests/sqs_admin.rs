@@ -174,10 +174,14 @@ async fn messages_received_too_often_move_to_the_dlq() {
     t.publish("a", Bytes::from_static(b"poison"), Duration::ZERO)
         .await
         .unwrap();
-    // Two receives without an ack, as a crashing consumer would.
+    // Two receives without an ack, each by a consumer that then dies.
     for _ in 0..2 {
-        let d = receive(&t).await;
+        let consumer = SqsTransport::connect(short.clone(), &ns, "a")
+            .await
+            .unwrap();
+        let d = receive(&consumer).await;
         assert_eq!(&d.body[..], b"poison");
+        consumer.close().await;
     }
     // The third receive attempt moves it to the DLQ instead of delivering it.
     assert!(
