@@ -116,9 +116,35 @@ impl QueueAdmin for LazyRabbitMq {
     }
 }
 
-/// The SQS driver for a transport's settings (`None` until the SQS admin exists).
+/// The SQS driver for a transport's settings (region, endpoint override,
+/// visibility timeout, long-poll wait). The AWS client is built on first use;
+/// credentials come from the usual chain (IRSA / Pod Identity in a cluster).
 pub fn sqs_driver(
-    _settings: &asya_render::api::platform::TransportSettings,
+    settings: &asya_render::api::platform::TransportSettings,
 ) -> Option<Arc<dyn QueueDriver>> {
-    None
+    let mut config = asya_transport::sqs::SqsConfig::new(
+        settings
+            .region
+            .clone()
+            .unwrap_or_else(|| "us-east-1".into()),
+        settings.endpoint.clone(),
+    );
+    if let Some(v) = settings.visibility_timeout.as_deref() {
+        match asya_transport::sqs::parse_duration(v) {
+            Ok(d) => config.visibility_timeout = d,
+            Err(e) => {
+                tracing::warn!(value = %v, error = %e, "ignoring the SQS visibilityTimeout of the platform")
+            }
+        }
+    }
+    if let Some(w) = settings.wait_time_seconds {
+        config.wait_time = std::time::Duration::from_secs(u64::from(w.min(20)));
+    }
+    match asya_transport::sqs::SqsAdmin::new(&config) {
+        Ok(admin) => Some(Arc::new(admin)),
+        Err(e) => {
+            tracing::error!(error = %e, "SQS transport misconfigured; its actors will show TransportError");
+            None
+        }
+    }
 }
