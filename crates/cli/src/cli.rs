@@ -45,6 +45,18 @@ pub enum Command {
     /// Render N generated actors and report the time (see BENCHMARKS.md).
     #[command(hide = true)]
     Bench(BenchArgs),
+    /// Run the controller: render, server-side apply and prune actors, manage queues, write status.
+    #[cfg(feature = "controller")]
+    #[command(
+        after_help = "Example:\n  asya controller --platform platform.yaml --kubeconfig ~/.kube/config"
+    )]
+    Controller(crate::commands::controller::ControllerArgs),
+    /// Server-side dry-run of the render against the cluster: what applying would change.
+    #[cfg(feature = "controller")]
+    #[command(
+        after_help = "Example:\n  asya diff -f actor.yaml --flavors flavors/ --platform platform.yaml"
+    )]
+    Diff(crate::commands::diff::DiffArgs),
 }
 
 #[derive(Debug, Clone, Args)]

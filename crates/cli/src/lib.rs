@@ -19,6 +19,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Crd(a) => commands::crd::run(&a, out, err),
         Command::Completions(a) => commands::completions::run(&a, out, err),
         Command::Bench(a) => commands::bench::run(&a, out, err),
-        // The controller helper adds its cfg(feature = "controller") arms here.
+        #[cfg(feature = "controller")]
+        Command::Controller(a) => commands::controller::run(&a, out, err),
+        #[cfg(feature = "controller")]
+        Command::Diff(a) => commands::diff::run(&a, out, err),
     }
 }

@@ -14,6 +14,8 @@ pub struct RenderedActor {
     pub actor: String,
     /// `metadata.name` of the AsyncActor.
     pub name: String,
+    /// The actor's namespace (the render's default when the actor names none).
+    pub namespace: String,
     /// Transport type (`rabbitmq`, `sqs`).
     pub transport: String,
     /// Transport name in the platform config: the key of its queue driver.
@@ -29,6 +31,37 @@ pub struct RenderedActor {
     /// Objects in apply order, without namespace-independent surprises: no
     /// ownerReferences (the controller adds them).
     pub objects: Vec<Value>,
+}
+
+impl From<asya_render::Rendered> for RenderedActor {
+    fn from(r: asya_render::Rendered) -> Self {
+        let workload = r.objects.iter().find(|o| {
+            matches!(
+                o.get("kind").and_then(Value::as_str),
+                Some("Deployment" | "StatefulSet")
+            )
+        });
+        let workload_name = workload
+            .and_then(|w| w.pointer("/metadata/name"))
+            .and_then(Value::as_str)
+            .unwrap_or(&r.actor)
+            .to_owned();
+        RenderedActor {
+            workload_kind: r.workload_kind.clone(),
+            workload_name,
+            actor: r.actor,
+            name: r.name,
+            namespace: r.namespace,
+            transport: r.transport,
+            transport_name: r.transport_name,
+            queue_name: r.queue_name,
+            scaling_enabled: r.scaling_enabled,
+            applyset_id: r.applyset_id,
+            min_replicas: Some(i64::from(r.min_replicas)),
+            max_replicas: Some(i64::from(r.max_replicas)),
+            objects: r.objects,
+        }
+    }
 }
 
 /// Renders one actor with the flavors it lists (those that exist).
@@ -107,35 +140,7 @@ impl Renderer for PlatformRenderer {
         }
         let r = asya_render::render(&doc, &library, &self.platform, &self.compositions)
             .map_err(|d| d.to_string())?;
-        let workload = r.objects.iter().find(|o| {
-            matches!(
-                o.get("kind").and_then(Value::as_str),
-                Some("Deployment" | "StatefulSet")
-            )
-        });
-        let workload_name = workload
-            .and_then(|w| w.pointer("/metadata/name"))
-            .and_then(Value::as_str)
-            .unwrap_or(&r.actor)
-            .to_owned();
-        Ok(RenderedActor {
-            actor: r.actor.clone(),
-            name: r.name.clone(),
-            transport: r.transport.clone(),
-            transport_name: r.transport_name.clone(),
-            queue_name: r.queue_name.clone(),
-            scaling_enabled: r.scaling_enabled,
-            workload_kind: workload
-                .and_then(|w| w.get("kind"))
-                .and_then(Value::as_str)
-                .unwrap_or("Deployment")
-                .to_owned(),
-            workload_name,
-            applyset_id: r.applyset_id.clone(),
-            min_replicas: Some(i64::from(r.min_replicas)),
-            max_replicas: Some(i64::from(r.max_replicas)),
-            objects: r.objects,
-        })
+        Ok(RenderedActor::from(r))
     }
 
     fn default_transport(&self) -> String {

@@ -24,7 +24,11 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub namespace: Option<String>,
     /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, default_value = "0.0.0.0:8080", env = "ASYA_CONTROLLER_METRICS_ADDR")]
+    #[arg(
+        long,
+        default_value = "0.0.0.0:8080",
+        env = "ASYA_CONTROLLER_METRICS_ADDR"
+    )]
     pub metrics_addr: SocketAddr,
     /// Seconds between periodic resyncs of every actor.
     #[arg(long, default_value_t = 300)]
@@ -43,11 +47,26 @@ pub struct ControllerArgs {
     pub leader_election_id: String,
 }
 
-/// Runs the controller until SIGINT/SIGTERM.
-pub fn run(args: &ControllerArgs) -> Result<(), asya_controller::Error> {
+/// Runs the controller until SIGINT/SIGTERM; returns the exit code.
+pub fn run(
+    args: &ControllerArgs,
+    _out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> i32 {
+    match serve(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            1
+        }
+    }
+}
+
+fn serve(args: &ControllerArgs) -> Result<(), asya_controller::Error> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ASYA_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ASYA_LOG")
+                .unwrap_or_else(|_| "info,kube=warn".into()),
         )
         .try_init();
     let runtime = tokio::runtime::Runtime::new()?;

@@ -2,80 +2,65 @@
 
 use std::path::PathBuf;
 
-use asya_controller::Error;
 use asya_controller::metrics::Metrics;
-use asya_controller::render::{PlatformRenderer, Renderer};
-use kube::api::{Api, DynamicObject};
-use serde_json::Value;
+use asya_controller::render::RenderedActor;
 
-/// Arguments of `asya diff`.
+use crate::cli::InputArgs;
+use crate::inputs;
+
+/// Arguments of `asya diff`: the same inputs as `asya render`, plus the cluster.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DiffArgs {
-    /// AsyncActor and Flavor files (YAML streams); flavors not given here are read from the cluster.
-    #[arg(required = true)]
-    pub files: Vec<PathBuf>,
-    /// Platform configuration, as given to the controller.
-    #[arg(long, env = "ASYA_PLATFORM")]
-    pub platform: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Kubeconfig to use; default: $KUBECONFIG, ~/.kube/config.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Namespace for actors that name none.
-    #[arg(short, long, default_value = "default")]
-    pub namespace: String,
 }
 
-/// Prints what applying the render would change. Returns true when something would.
-pub fn run(args: &DiffArgs) -> Result<bool, Error> {
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let platform = match &args.platform {
-            Some(path) => asya_controller::platform::load(path)?,
-            None => Default::default(),
-        };
-        let renderer = PlatformRenderer::new(platform)?;
-        let client = asya_controller::client::build(args.kubeconfig.as_deref(), &Metrics::default()).await?;
-        let mut actors = Vec::new();
-        let mut flavors = Vec::new();
-        for path in &args.files {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::Platform { path: path.display().to_string(), message: e.to_string() })?;
-            let docs = asya_render::api::parse_stream(&path.display().to_string(), &text)
-                .map_err(|d| Error::Platform { path: path.display().to_string(), message: d.to_string() })?;
-            for (_, doc) in docs {
-                match doc.get("kind").and_then(Value::as_str) {
-                    Some("AsyncActor") => actors.push(doc),
-                    _ => flavors.push(doc),
-                }
-            }
+/// Prints, per rendered object, what applying it would change. Exit code 0:
+/// nothing would change; 1: something would; 2: an input or cluster error.
+pub fn run(args: &DiffArgs, out: &mut dyn std::io::Write, err: &mut dyn std::io::Write) -> i32 {
+    let loaded = match inputs::load(&args.input) {
+        Ok(i) => i,
+        Err(d) => return inputs::report(&d, err).max(2),
+    };
+    let compositions = match inputs::load_compositions(args.input.compositions.as_deref()) {
+        Ok(c) => c,
+        Err(d) => return inputs::report(&d, err).max(2),
+    };
+    let mut rendered = Vec::new();
+    for doc in &loaded.actors {
+        match asya_render::render(doc, &loaded.flavors, &loaded.platform, &compositions) {
+            Ok(r) => rendered.push(RenderedActor::from(r)),
+            Err(d) => return inputs::report(&d, err).max(2),
         }
-        let cluster_flavors: Api<DynamicObject> = Api::all_with(client.clone(), &asya_controller::resources::flavor());
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    let result = runtime.block_on(async {
+        let client =
+            asya_controller::client::build(args.kubeconfig.as_deref(), &Metrics::default()).await?;
         let mut changed = false;
-        for mut actor in actors {
-            let ns = actor.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(&args.namespace).to_owned();
-            actor["metadata"]["namespace"] = Value::String(ns.clone());
-            let mut listed = Vec::new();
-            for name in actor.pointer("/spec/flavors").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
-                if let Some(f) = flavors.iter().find(|f| f.pointer("/metadata/name").and_then(Value::as_str) == Some(name)) {
-                    listed.push(f.clone());
-                } else if let Some(f) = cluster_flavors.get_opt(name).await? {
-                    listed.push(serde_json::to_value(f).unwrap_or_default());
-                }
-            }
-            let name = actor.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>").to_owned();
-            let rendered = match renderer.render(&actor, &listed) {
-                Ok(r) => r,
-                Err(message) => {
-                    eprintln!("error: AsyncActor {ns}/{name} does not render:\n{message}");
-                    changed = true;
-                    continue;
-                }
-            };
-            let diffs = asya_controller::diff::diff_actor(&client, &ns, &rendered).await?;
+        for r in &rendered {
+            let diffs = asya_controller::diff::diff_actor(&client, &r.namespace, r).await?;
             let (text, any) = asya_controller::diff::format(&diffs);
-            print!("{text}");
+            let _ = write!(out, "{text}");
             changed |= any;
         }
-        Ok(changed)
-    })
+        Ok::<bool, asya_controller::Error>(changed)
+    });
+    match result {
+        Ok(true) => 1,
+        Ok(false) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            2
+        }
+    }
 }

@@ -2,7 +2,11 @@
 
 pub mod bench;
 pub mod completions;
+#[cfg(feature = "controller")]
+pub mod controller;
 pub mod crd;
+#[cfg(feature = "controller")]
+pub mod diff;
 pub mod explain;
 pub mod render;
 pub mod validate;
