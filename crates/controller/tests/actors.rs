@@ -300,3 +300,49 @@ async fn retain_policy_keeps_the_queue_of_a_deleted_actor() {
         .await;
     c.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_dry_runs_the_render_and_names_what_would_change() {
+    use asya_controller::diff::{Change, diff_actor};
+    use asya_controller::render::Renderer;
+    let Some(c) = cluster("diff").await else {
+        return;
+    };
+    let r = renderer();
+    let _ctl = c.start_controller(r.clone(), rabbit_drivers(DeletionPolicy::Delete));
+    let applied = actor(&c.ns, "df", json!({"scaling": {"enabled": true}}));
+    c.apply_actor(applied.clone()).await;
+    c.wait_status("df", "reconciled", |s| s["appliedRefs"].is_array())
+        .await;
+    let live = serde_json::to_value(c.get_actor("df").await).unwrap();
+
+    let same = r.render(&live, &[]).expect("render");
+    let diffs = diff_actor(&c.client, &c.ns, &same).await.expect("diff");
+    assert!(!diffs.is_empty());
+    for d in &diffs {
+        assert_eq!(d.change, Change::Unchanged, "{d:?}");
+    }
+
+    let mut edited = live.clone();
+    edited["spec"]["image"] = json!("python:3.12-slim");
+    edited["spec"]["scaling"] = json!({"enabled": false});
+    let next = r.render(&edited, &[]).expect("render");
+    let diffs = diff_actor(&c.client, &c.ns, &next).await.expect("diff");
+    let (text, changed) = asya_controller::diff::format(&diffs);
+    assert!(changed, "{text}");
+    assert!(text.contains("python:3.12-slim"), "{text}");
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.key.kind == "ScaledObject" && d.change == Change::Prune),
+        "{text}"
+    );
+    // A dry run changes nothing.
+    let d = c.deployments().get("df").await.unwrap();
+    assert!(
+        !serde_json::to_string(&d.data["spec"])
+            .unwrap()
+            .contains("python:3.12-slim")
+    );
+    c.cleanup().await;
+}
