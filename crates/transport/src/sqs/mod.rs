@@ -22,6 +22,7 @@ mod config;
 pub mod delay;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -91,6 +92,8 @@ pub struct SqsTransport {
     buffer: tokio::sync::Mutex<VecDeque<Buffered>>,
     /// Visibility keep-alive tasks of the deliveries handed out, by receipt.
     heartbeats: Mutex<HashMap<String, AbortHandle>>,
+    /// Early copies of chained delays re-published by this consumer.
+    rehops: AtomicU64,
 }
 
 impl std::fmt::Debug for SqsTransport {
@@ -153,6 +156,7 @@ impl SqsTransport {
             urls: RwLock::new(urls),
             buffer: tokio::sync::Mutex::new(VecDeque::new()),
             heartbeats: Mutex::new(HashMap::new()),
+            rehops: AtomicU64::new(0),
         })
     }
 
@@ -169,6 +173,11 @@ impl SqsTransport {
     /// The settings in use.
     pub fn config(&self) -> &SqsConfig {
         &self.config
+    }
+
+    /// How many early copies of long delays this consumer has sent on.
+    pub fn chained_hops(&self) -> u64 {
+        self.rehops.load(Ordering::Relaxed)
     }
 
     /// The URL of `actor`'s queue, from the cache or `GetQueueUrl`.
@@ -247,6 +256,7 @@ impl SqsTransport {
                 // Publish the next hop before deleting this one; if either
                 // fails the message reappears after its visibility timeout
                 // and is looked at again (a duplicate at worst, never a loss).
+                self.rehops.fetch_add(1, Ordering::Relaxed);
                 if let Err(err) = self.send(&self.queue_url, body, hop).await {
                     tracing::warn!(queue = %self.queue, error = %err, "re-publishing a delayed message failed");
                 } else if let Err(err) = self
