@@ -29,12 +29,20 @@ pub struct LeaseConfig {
 /// A held lease; renewed in the background.
 pub struct HeldLease {
     lost: oneshot::Receiver<Error>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HeldLease {
+    /// Stops renewing, so another candidate takes over once the lease expires.
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
 }
 
 impl HeldLease {
     /// Resolves when the lease is lost.
-    pub async fn lost(self) -> Error {
-        self.lost
+    pub async fn lost(mut self) -> Error {
+        (&mut self.lost)
             .await
             .unwrap_or_else(|_| Error::Finalizer("lease renewal task ended".into()))
     }
@@ -53,7 +61,7 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> Result<HeldLease> {
     }
     tracing::info!(lease = %cfg.name, identity = %cfg.identity, "leader election: acquired");
     let (tx, rx) = oneshot::channel();
-    tokio::spawn(async move {
+    let renewer = tokio::spawn(async move {
         let mut last_renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(cfg.duration / 3).await;
@@ -74,7 +82,7 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> Result<HeldLease> {
             }
         }
     });
-    Ok(HeldLease { lost: rx })
+    Ok(HeldLease { lost: rx, renewer })
 }
 
 async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool> {
