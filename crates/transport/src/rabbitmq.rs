@@ -106,7 +106,7 @@ fn conn_err(context: &str, err: impl std::fmt::Display) -> TransportError {
 
 /// A live publishing channel and the connection it belongs to.
 struct Publisher {
-    _conn: Connection,
+    conn: Connection,
     channel: Channel,
     /// Queues declared on this connection (re-declared after a reconnect, as
     /// the broker may have lost non-durable state or the queue may be new).
@@ -185,7 +185,7 @@ impl RabbitMq {
             .map_err(|e| conn_err("enable publisher confirms", e))?;
         declare_exchange(&channel, &self.cfg.exchange).await?;
         let p = Arc::new(Publisher {
-            _conn: conn,
+            conn,
             channel,
             declared: std::sync::Mutex::new(HashSet::new()),
         });
@@ -290,10 +290,17 @@ impl RabbitMq {
             .map_err(|e| publish_err(e.to_string()))?;
         match confirm {
             Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(returned)) => Err(publish_err(format!(
-                "returned by the broker as unroutable ({})",
-                returned.reply_text
-            ))),
+            Confirmation::Ack(Some(returned)) => {
+                // The queue vanished (deleted by the controller?): declare it
+                // again on the next attempt.
+                if let Ok(mut d) = p.declared.lock() {
+                    d.remove(queue);
+                }
+                Err(publish_err(format!(
+                    "returned by the broker as unroutable ({})",
+                    returned.reply_text
+                )))
+            }
             Confirmation::Nack(_) => Err(publish_err("negatively acknowledged".into())),
             Confirmation::NotRequested => Err(publish_err("confirms not enabled".into())),
         }
@@ -304,7 +311,7 @@ impl RabbitMq {
     /// publishing).
     async fn admin_channel(&self) -> Result<Channel, TransportError> {
         let p = self.publisher().await?;
-        let ch = p._conn.create_channel().await;
+        let ch = p.conn.create_channel().await;
         match ch {
             Ok(ch) => Ok(ch),
             Err(e) => {
@@ -398,7 +405,7 @@ impl Transport for RabbitMq {
         self.stop.notify_one();
         let p = self.publisher.lock().await.take();
         if let Some(p) = p {
-            let _ = p._conn.close(200, "sidecar shutdown".into()).await;
+            let _ = p.conn.close(200, "sidecar shutdown".into()).await;
         }
     }
 }
