@@ -208,7 +208,37 @@ impl Cluster {
         .await
     }
 
+    /// Deletes the test's actors (letting a still-running controller run
+    /// their finalizers, so queues go too), then the namespace. Finalizers
+    /// left over (no controller) are removed so the namespace can go.
     pub async fn cleanup(&self) {
+        let actors = self.actors();
+        if let Ok(list) = actors.list(&Default::default()).await {
+            for a in &list.items {
+                let _ = actors
+                    .delete(&a.name_any(), &DeleteParams::background())
+                    .await;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match actors.list(&Default::default()).await {
+                Ok(list) if list.items.is_empty() => break,
+                Err(_) => break,
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        if let Ok(list) = actors.list(&Default::default()).await {
+            for a in &list.items {
+                let _ = actors
+                    .patch(
+                        &a.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                    )
+                    .await;
+            }
+        }
         let nss: Api<Namespace> = Api::all(self.client.clone());
         let _ = nss.delete(&self.ns, &DeleteParams::background()).await;
     }
