@@ -68,3 +68,10 @@ async fn actor_timeout_abandons_the_call_and_sends_to_sump() {
         scenarios::actor_timeout_sends_to_sump(B).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_and_metrics_are_served_with_the_documented_names() {
+    if servers_available(B) {
+        scenarios::probes_and_metrics_are_served(B).await;
+    }
+}

@@ -398,3 +398,71 @@ async fn wait_until_taken(mesh: &Mesh, actor: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Plain HTTP GET against a sidecar's metrics address; (status code, body).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// `/readyz` turns 200 once broker and runtime are up; `/metrics` counts
+/// the processed message under the documented names.
+pub async fn probes_and_metrics_are_served(broker: Broker) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor(
+        "m",
+        "asya_test_handlers.echo",
+        &[("ASYA_METRICS_ADDR", &addr)],
+    )
+    .await;
+    mesh.end_actor("x-sink").await;
+    let start = Instant::now();
+    loop {
+        if http_get(&addr, "/readyz").is_some_and(|(code, _)| code == 200) {
+            break;
+        }
+        assert!(start.elapsed() < LONG, "/readyz never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(http_get(&addr, "/healthz").map(|(c, _)| c), Some(200));
+    mesh.publish("m", &envelope("metered", &["m"], json!({"v": 1})))
+        .await;
+    mesh.wait_stored("succeeded", 1, LONG).await;
+    let queue = asya_transport::naming::queue_name(&mesh.namespace, "m");
+    let sink_queue = asya_transport::naming::queue_name(&mesh.namespace, "x-sink");
+    let expected = [
+        format!("asya_actor_messages_processed_total{{queue=\"{queue}\",status=\"success\"}} 1"),
+        format!(
+            "asya_actor_messages_sent_total{{destination_queue=\"{sink_queue}\",message_type=\"sink\"}} 1"
+        ),
+        format!("asya_actor_processing_duration_seconds_count{{queue=\"{queue}\"}} 1"),
+        "asya_actor_active_messages 0".to_string(),
+    ];
+    // The ack (and so the counter) may trail the sink's write by a moment.
+    let start = Instant::now();
+    loop {
+        let (code, body) = http_get(&addr, "/metrics").expect("/metrics");
+        assert_eq!(code, 200);
+        if expected.iter().all(|e| body.contains(e.as_str())) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "metrics missing {expected:?} in\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
