@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use asya_controller::metrics::Metrics;
-use asya_controller::queue::{DeletionPolicy, LazyRabbitMq, QueueDriver, QueueDrivers};
+use asya_controller::queue::{DeletionPolicy, LazyRabbitMq, QueueDrivers};
 use asya_controller::render::PlatformRenderer;
 use asya_controller::run::{Options, run};
 use futures::StreamExt;
@@ -79,8 +79,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let metrics = Metrics::default();
     let client = asya_controller::client::build(Some(&path), &metrics).await?;
     let mut queues = QueueDrivers::default();
-    let rabbit_admin: Arc<dyn QueueDriver> = Arc::new(LazyRabbitMq::new(rabbit));
-    queues.insert("rabbitmq", rabbit_admin.clone(), DeletionPolicy::Delete);
+    queues.insert(
+        "rabbitmq",
+        Arc::new(LazyRabbitMq::new(rabbit)),
+        DeletionPolicy::Delete,
+    );
     let renderer = Arc::new(PlatformRenderer::new(Default::default())?);
     let opts = Options {
         namespace: Some(ns.clone()),
@@ -171,12 +174,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "peak RSS of the process: {rss:.0} MiB (before the controller started: {rss_before:.0} MiB)"
     );
 
+    // Delete the actors while the controller runs, so their finalizers delete the queues.
+    let _ = actors
+        .delete_collection(&DeleteParams::background(), &ListParams::default())
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        match actors.list(&ListParams::default().limit(1)).await {
+            Ok(l) if l.items.is_empty() => break,
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
     ctl.abort();
     let _ = Api::<Namespace>::all(loader.clone())
         .delete(&ns, &DeleteParams::background())
         .await;
-    for i in 0..n {
-        let _ = rabbit_admin.delete(&format!("asya-{ns}-a{i:04}")).await;
-    }
     Ok(())
 }
