@@ -59,6 +59,13 @@ impl Policy {
         }
     }
 
+    /// True when attempt `attempt` (1-based, just failed) was the last one:
+    /// `maxAttempts` reached, or `maxDuration` elapsed since the first attempt.
+    pub fn exhausted(&self, attempt: u32, since_first_attempt: Duration) -> bool {
+        attempt >= self.max_attempts
+            || (!self.max_duration.is_zero() && since_first_attempt >= self.max_duration)
+    }
+
     /// The delay to wait, with jitter when enabled.
     pub fn delay(&self, attempt: u32) -> Duration {
         let d = self.base_delay(attempt);
@@ -320,6 +327,22 @@ mod tests {
         assert_eq!(p.base_delay(2), Duration::from_millis(400));
         assert_eq!(p.base_delay(3), Duration::from_millis(800));
         assert_eq!(p.base_delay(4), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn max_attempts_counts_the_first_attempt_and_max_duration_ends_early() {
+        let p = Resiliency::from_json(
+            Some(r#"{"p":{"maxAttempts":3,"maxDuration":"10s","initialDelay":"1s"}}"#),
+            None,
+        )
+        .unwrap()
+        .unwrap()
+        .policies["p"]
+            .clone();
+        assert!(!p.exhausted(1, Duration::ZERO));
+        assert!(!p.exhausted(2, Duration::from_secs(9)));
+        assert!(p.exhausted(3, Duration::ZERO));
+        assert!(p.exhausted(1, Duration::from_secs(10)));
     }
 
     #[test]

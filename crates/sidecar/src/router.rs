@@ -291,7 +291,7 @@ impl Router {
             .and_then(|t| SystemTime::now().duration_since(t).ok())
             .unwrap_or_default();
         let out_of_time = !policy.max_duration.is_zero() && elapsed >= policy.max_duration;
-        let exhausted = attempt >= policy.max_attempts || out_of_time;
+        let exhausted = policy.exhausted(attempt, elapsed);
         if !exhausted {
             let delay = policy.delay(attempt);
             tracing::info!(id = %env.id, policy = name, attempt, next_attempt = attempt + 1, delay_ms = delay.as_millis() as u64, "retrying");
