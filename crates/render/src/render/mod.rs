@@ -1,0 +1,201 @@
+//! The pipeline: normalise → check schema → merge flavors → defaults → validate
+//! ([`resolve`]) → build the template context ([`context`], from one part per concept) →
+//! render the transport's compositions → stamp and canonicalise the objects ([`output`]).
+
+mod context;
+mod explain;
+mod labels;
+mod output;
+mod queue;
+mod resiliency;
+mod resolve;
+mod runtime;
+mod scaling;
+mod serviceaccount;
+mod sidecar;
+mod sidecar_env;
+mod transport;
+mod workload;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::api::platform::Platform;
+use crate::api::spec::FreeForm;
+use crate::api::{ActorDocument, FlavorLibrary};
+use crate::compositions::{Compositions, OBJECTS};
+use crate::error::{Diagnostics, platform as platform_err, template};
+
+use context::{Context, to_minijinja};
+use resolve::resolve;
+
+pub use explain::{Explanation, explain};
+pub use labels::{APPLYSET_PART_OF, applyset_id};
+pub use output::canonicalize;
+pub use queue::queue_name;
+
+/// The socket directory shared by runtime and sidecar (contract).
+pub const SOCKET_DIR: &str = "/var/run/asya";
+/// Where the installer init container writes `asya_runtime.py`.
+pub const RUNTIME_DIR: &str = "/opt/asya";
+/// Socket file name inside [`SOCKET_DIR`].
+pub const SOCKET_NAME: &str = "asya-runtime.sock";
+
+/// What one actor rendered into.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rendered {
+    /// `spec.actor`.
+    pub actor: String,
+    /// `metadata.name` of the AsyncActor (the ApplySet parent).
+    pub name: String,
+    pub namespace: String,
+    /// Transport type: `rabbitmq` or `sqs`.
+    pub transport: String,
+    /// Transport name in the platform config (usually equal to the type).
+    pub transport_name: String,
+    /// `asya-<namespace>-<actor>`.
+    pub queue_name: String,
+    pub scaling_enabled: bool,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    /// `Deployment` or `StatefulSet`.
+    pub workload_kind: String,
+    /// ApplySet id of the AsyncActor (value of `applyset.kubernetes.io/part-of`).
+    pub applyset_id: String,
+    /// Objects in apply order, keys sorted.
+    pub objects: Vec<Value>,
+    pub explain: Explanation,
+}
+
+/// Renders one actor into its Kubernetes objects. Pure: no I/O, no clock, no randomness.
+pub fn render(
+    actor: &ActorDocument,
+    flavors: &FlavorLibrary,
+    platform: &Platform,
+    compositions: &Compositions,
+) -> Result<Rendered, Diagnostics> {
+    let resolved = resolve(actor, flavors, platform)?;
+    let spec = &resolved.spec;
+    let file = actor.source.as_str();
+    let transport_name = spec
+        .transport
+        .clone()
+        .unwrap_or_else(|| platform.default_transport.clone());
+    let Some(transport) = platform.transport(&transport_name) else {
+        let known: Vec<&str> = platform.transports.keys().map(String::as_str).collect();
+        return Err(platform_err(
+            file,
+            "spec.transport",
+            format!(
+                "expected a transport configured in the platform ({}), got {transport_name:?}",
+                known.join(", ")
+            ),
+        )
+        .into());
+    };
+    if !transport.enabled {
+        return Err(platform_err(
+            file,
+            "spec.transport",
+            format!(
+                "expected an enabled transport, {transport_name:?} is disabled in the platform"
+            ),
+        )
+        .into());
+    }
+    let kind = transport.kind().to_string();
+    if !crate::compositions::TRANSPORTS.contains(&kind.as_str())
+        && !compositions.has(&format!("{kind}/workload.yaml.j2"))
+    {
+        return Err(platform_err(
+            file,
+            "spec.transport",
+            format!("expected transport type rabbitmq or sqs, got {kind:?}"),
+        )
+        .into());
+    }
+    let ctx = Context::build(
+        actor,
+        spec,
+        &resolved.namespace,
+        &transport_name,
+        transport,
+        platform,
+    );
+    let ctx_value = to_minijinja(&ctx.value);
+    let mut objects = Vec::new();
+    let mut errs = Diagnostics::default();
+    for obj in OBJECTS {
+        let name = format!("{kind}/{obj}.yaml.j2");
+        if !compositions.has(&name) {
+            continue;
+        }
+        let text = match compositions.render(&name, &ctx_value) {
+            Ok(t) => t,
+            Err(e) => {
+                errs.push(e);
+                continue;
+            }
+        };
+        match serde_norway::from_str::<Value>(&text) {
+            Ok(Value::Null) => {}
+            Ok(mut v) => match ctx.stamp.finish(&mut v, &compositions.origin(&name)) {
+                Ok(()) => objects.push(v),
+                Err(e) => errs.push(e),
+            },
+            Err(e) => errs.push(template(
+                &compositions.origin(&name),
+                &e.location()
+                    .map(|l| format!("line {}", l.line()))
+                    .unwrap_or_default(),
+                format!("expected the template to produce one YAML object: {e}"),
+            )),
+        }
+    }
+    errs.into_result()?;
+    Ok(Rendered {
+        actor: ctx.actor.clone(),
+        name: actor.name.clone(),
+        namespace: resolved.namespace.clone(),
+        transport: kind,
+        transport_name,
+        queue_name: ctx.queue_name.clone(),
+        scaling_enabled: ctx.stamp.scaling_enabled,
+        min_replicas: ctx.min,
+        max_replicas: ctx.max,
+        workload_kind: ctx.workload_kind.clone(),
+        applyset_id: ctx.stamp.applyset_id.clone(),
+        objects,
+        explain: resolved.explanation,
+    })
+}
+
+// Small JSON builders shared by the context parts.
+
+fn s(v: &str) -> Value {
+    Value::String(v.to_string())
+}
+
+/// A string map as JSON (labels, annotations, tags).
+fn string_map<'a>(m: impl IntoIterator<Item = (&'a String, &'a String)>) -> Map<String, Value> {
+    m.into_iter().map(|(k, v)| (k.clone(), s(v))).collect()
+}
+
+/// The actor's free-form list items (volumes, mounts, tolerations, ...) as JSON.
+fn free_forms(list: &[FreeForm]) -> Vec<Value> {
+    list.iter().map(|x| Value::Object(x.0.clone())).collect()
+}
+
+fn env(name: &str, value: impl Into<String>) -> Value {
+    json!({"name": name, "value": value.into()})
+}
+
+/// An env var read from one key of a Secret.
+fn secret_env(var: &str, secret: &str, key: &str) -> Value {
+    json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+}
+
+/// A typed spec value (an env entry) as JSON.
+fn to_json(v: &impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}

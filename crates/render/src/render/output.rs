@@ -1,0 +1,95 @@
+//! What happens to every object a template produced: checks of the invariants Asya
+//! guarantees, namespace and labels stamped on, and the canonical form (sorted keys, no
+//! nulls) that makes the output bytes depend only on content.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::labels::{APPLYSET_PART_OF, component_of};
+use super::s;
+use crate::error::{Error, template};
+
+/// What every rendered object gets stamped with.
+pub(super) struct Stamp {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub applyset_id: String,
+    /// While KEDA scales, a workload must not carry `spec.replicas` (apply would fight KEDA).
+    pub scaling_enabled: bool,
+}
+
+impl Stamp {
+    /// Sets namespace and labels, enforces the invariants, canonicalises.
+    pub fn finish(&self, obj: &mut Value, origin: &str) -> Result<(), Error> {
+        let Some(m) = obj.as_object_mut() else {
+            return Err(template(
+                origin,
+                "",
+                "expected a Kubernetes object (a mapping)",
+            ));
+        };
+        let kind = m
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if kind.is_empty() || m.get("apiVersion").and_then(Value::as_str).is_none() {
+            return Err(template(origin, "", "expected apiVersion and kind"));
+        }
+        if self.scaling_enabled
+            && matches!(kind.as_str(), "Deployment" | "StatefulSet")
+            && m.get("spec").and_then(|s| s.get("replicas")).is_some()
+        {
+            return Err(template(
+                origin,
+                "spec.replicas",
+                "expected no spec.replicas while KEDA owns scaling",
+            ));
+        }
+        let Some(component) = component_of(&kind) else {
+            return Err(template(
+                origin,
+                "kind",
+                format!("expected a known object kind, got {kind:?}"),
+            ));
+        };
+        let meta = m.entry("metadata").or_insert_with(|| json!({}));
+        let Some(meta) = meta.as_object_mut() else {
+            return Err(template(origin, "metadata", "expected a mapping"));
+        };
+        if meta.get("name").and_then(Value::as_str).is_none() {
+            return Err(template(origin, "metadata.name", "expected a name"));
+        }
+        meta.insert("namespace".into(), s(&self.namespace));
+        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            for (k, v) in &self.labels {
+                l.insert(k.clone(), s(v));
+            }
+            l.insert("app.kubernetes.io/component".into(), s(component));
+            l.insert(APPLYSET_PART_OF.into(), s(&self.applyset_id));
+        }
+        canonicalize(obj);
+        Ok(())
+    }
+}
+
+/// Recursively sorts keys and drops `null` members, so output bytes depend only on content.
+pub fn canonicalize(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = std::mem::take(m)
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (k, mut v) in entries {
+                canonicalize(&mut v);
+                m.insert(k, v);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(canonicalize),
+        _ => {}
+    }
+}

@@ -1,0 +1,42 @@
+//! The actor's queue: its name, and the `queue` section the queue-object templates read
+//! (who provisions it, deletion, tags, SQS attributes).
+
+use serde_json::{Value, json};
+
+use super::context::Inputs;
+use super::{s, string_map};
+use crate::api::platform::{DeletionPolicy, Provisioner};
+use crate::validate::parse_duration;
+
+/// `asya-<namespace>-<actor>`.
+pub fn queue_name(namespace: &str, actor: &str) -> String {
+    format!("asya-{namespace}-{actor}")
+}
+
+pub(super) fn queue_context(inp: &Inputs<'_>) -> Value {
+    let platform = inp.platform;
+    let cfg = inp.cfg;
+    let visibility = cfg
+        .visibility_timeout
+        .as_deref()
+        .and_then(parse_duration)
+        .map(|v| v as i64)
+        .unwrap_or(30);
+    let mut tags = string_map(&platform.queue.tags);
+    tags.insert("asya.sh/namespace".into(), s(inp.namespace));
+    tags.insert("asya.sh/actor".into(), s(&inp.actor));
+    json!({
+        "provisioner": match platform.queue.provisioner {
+            Provisioner::Controller => "controller",
+            Provisioner::MessagingTopologyOperator => "messaging-topology-operator",
+            Provisioner::Ack => "ack",
+            Provisioner::Crossplane => "crossplane",
+        },
+        "delete": platform.queue.deletion_policy == DeletionPolicy::Delete,
+        "provider_config": platform.queue.provider_config,
+        "tags": tags,
+        "visibility_timeout_seconds": visibility,
+        "retention_seconds": 345600,
+        "wait_time_seconds": cfg.wait_time_seconds.unwrap_or(20),
+    })
+}

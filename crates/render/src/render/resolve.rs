@@ -1,0 +1,154 @@
+//! From an AsyncActor as written to a valid, typed spec: schema check of the input,
+//! normalisation of its shape, flavors merged in listed order, defaults, semantic checks.
+
+use serde_json::Value;
+
+use super::explain::Explanation;
+use crate::api::platform::Platform;
+use crate::api::spec::ActorSpec;
+use crate::api::{ActorDocument, FlavorLibrary};
+use crate::error::{Diagnostics, flavor, schema as schema_err};
+use crate::merge::{self, FlavorInput};
+use crate::normalize::normalize;
+use crate::schema::{actor_spec_schema, check};
+use crate::validate::{Files, validate};
+
+/// A valid actor: its typed spec, its namespace, and how it came to be.
+pub(super) struct Resolved {
+    pub spec: ActorSpec,
+    pub namespace: String,
+    pub explanation: Explanation,
+}
+
+pub(super) fn resolve(
+    doc: &ActorDocument,
+    flavors: &FlavorLibrary,
+    platform: &Platform,
+) -> Result<Resolved, Diagnostics> {
+    let mut errs = Diagnostics::default();
+    let file = doc.source.as_str();
+    let namespace = doc.namespace.clone().unwrap_or_else(|| "default".into());
+
+    // 1. the input as written: unknown fields and types, in the user's own paths.
+    check(&doc.spec, actor_spec_schema(), file, "spec", &mut errs);
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let actor = normalize(file, &doc.spec, Some(&doc.name), &mut errs);
+
+    // 2. flavors, in listed order.
+    let names: Vec<String> = match actor.spec.get("flavors") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut flavor_specs = Vec::new();
+    let mut warnings = actor.warnings.clone();
+    for (i, name) in names.iter().enumerate() {
+        let Some(entry) = flavors.get(name) else {
+            let known: Vec<&str> = flavors.names().collect();
+            let known = if known.is_empty() {
+                "none loaded (use --flavors DIR)".to_string()
+            } else {
+                known.join(", ")
+            };
+            errs.push(flavor(
+                file,
+                &format!("spec.flavors[{i}]"),
+                format!("expected a known flavor, {name:?} not found; known: {known}"),
+            ));
+            continue;
+        };
+        let before = errs.0.len();
+        check(
+            &entry.spec,
+            actor_spec_schema(),
+            &entry.source,
+            &entry.path,
+            &mut errs,
+        );
+        for forbidden in ["actor", "flavors", "transport"] {
+            if entry.spec.get(forbidden).is_some() {
+                errs.push(flavor(
+                    &entry.source,
+                    &format!("{}.{forbidden}", entry.path),
+                    format!("expected no {forbidden} in a flavor (only the actor may set it)"),
+                ));
+            }
+        }
+        if errs.0.len() > before {
+            continue;
+        }
+        let n = normalize(&entry.source, &entry.spec, None, &mut errs);
+        warnings.extend(
+            n.warnings
+                .into_iter()
+                .map(|w| format!("flavor {name}: {w}")),
+        );
+        flavor_specs.push((name.clone(), n.spec));
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let inputs: Vec<FlavorInput<'_>> = flavor_specs
+        .iter()
+        .map(|(n, s)| FlavorInput { name: n, spec: s })
+        .collect();
+    let (mut merged, mut prov) = merge::merge(&inputs, &actor.spec, file, &mut errs);
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    merge::apply_defaults(&mut merged, &platform.default_transport, &mut prov);
+
+    // 3. typed view of the merged spec.
+    let merged_value = Value::Object(merged);
+    let spec: ActorSpec = match serde_path_to_error::deserialize(&merged_value) {
+        Ok(s) => s,
+        Err(e) => {
+            let path = format!("spec.{}", e.path());
+            return Err(schema_err(
+                file,
+                &path,
+                format!("expected a valid value: {}", e.inner()),
+            )
+            .into());
+        }
+    };
+    if spec
+        .scaling
+        .as_ref()
+        .and_then(|s| s.enabled)
+        .unwrap_or(true)
+        && prov
+            .origin_of("spec.replicas")
+            .is_some_and(|o| *o != crate::merge::Origin::Default)
+    {
+        warnings.push(
+            "spec.replicas is ignored while scaling is enabled (KEDA owns the replica count)"
+                .into(),
+        );
+    }
+    let flavor_file = |n: &str| flavors.get(n).map(|e| e.source.clone());
+    let files = Files {
+        actor: file,
+        prov: &prov,
+        flavor_files: &flavor_file,
+    };
+    validate(&spec, &namespace, &files, &mut errs);
+    errs.into_result()?;
+    Ok(Resolved {
+        spec,
+        namespace,
+        explanation: Explanation {
+            source: doc.source.clone(),
+            shape: if actor.legacy { "legacy" } else { "flat" }.into(),
+            flavors: names,
+            spec: merged_value,
+            provenance: prov,
+            warnings,
+        },
+    })
+}

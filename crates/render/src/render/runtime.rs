@@ -1,0 +1,61 @@
+//! The `asya-runtime` container: the user's image running the installed `asya_runtime.py`,
+//! which calls the handler for each message the sidecar hands over the socket.
+
+use serde_json::{Value, json};
+
+use super::context::Inputs;
+use super::workload::quantities_as_strings;
+use super::{RUNTIME_DIR, SOCKET_DIR, SOCKET_NAME, env, free_forms, secret_env, to_json};
+use crate::api::spec::PullPolicy;
+
+pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
+    let spec = inp.spec;
+    let python = spec
+        .python_executable
+        .clone()
+        .unwrap_or_else(|| "python3".into());
+    let mut env_vars = vec![
+        env("ASYA_HANDLER", spec.handler.clone().unwrap_or_default()),
+        env("ASYA_SOCKET_DIR", SOCKET_DIR),
+        env("ASYA_SOCKET_NAME", SOCKET_NAME),
+        env("ASYA_RUNTIME_CONCURRENCY", inp.concurrency.to_string()),
+        env("ASYA_LOG_LEVEL", inp.platform.sidecar.log_level.clone()),
+    ];
+    env_vars.extend(spec.env.iter().flatten().map(to_json));
+    // secretRefs: listed keys become single variables, no keys means the whole Secret.
+    let mut env_from = Vec::new();
+    for r in spec.secret_refs.iter().flatten() {
+        let name = r.secret_name.clone().unwrap_or_default();
+        match &r.keys {
+            Some(keys) => {
+                for k in keys {
+                    let var = k.env_var.clone().unwrap_or_else(|| k.key.clone());
+                    env_vars.push(secret_env(&var, &name, &k.key));
+                }
+            }
+            None => env_from.push(json!({"secretRef": {"name": name}})),
+        }
+    }
+    // Probes exec the runtime itself: user images need no shell or curl.
+    let probe_cmd = json!([python, format!("{RUNTIME_DIR}/asya_runtime.py"), "--probe"]);
+    let mut mounts = vec![
+        json!({"name": "asya-socket", "mountPath": SOCKET_DIR}),
+        json!({"name": "asya-runtime", "mountPath": RUNTIME_DIR, "readOnly": true}),
+    ];
+    mounts.extend(free_forms(
+        spec.volume_mounts.as_deref().unwrap_or_default(),
+    ));
+    json!({
+        "name": "asya-runtime",
+        "image": spec.image.clone().unwrap_or_default(),
+        "imagePullPolicy": spec.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent).as_str(),
+        "command": [python, format!("{RUNTIME_DIR}/asya_runtime.py")],
+        "env": env_vars,
+        "envFrom": if env_from.is_empty() { Value::Null } else { json!(env_from) },
+        "resources": spec.resources.as_ref().map(|r| quantities_as_strings(Value::Object(r.0.clone()))),
+        "volumeMounts": mounts,
+        "startupProbe": {"exec": {"command": probe_cmd}, "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 150},
+        "livenessProbe": {"exec": {"command": probe_cmd}, "periodSeconds": 30, "timeoutSeconds": 5, "failureThreshold": 3},
+        "readinessProbe": {"exec": {"command": probe_cmd}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
+    })
+}

@@ -1,0 +1,77 @@
+//! The injected `asya-sidecar` container, and the installer init container (same image)
+//! that copies the Python runtime into the pod.
+
+use serde_json::{Value, json};
+
+use super::context::Inputs;
+use super::sidecar_env::sidecar_env;
+use super::workload::{quantities_as_strings, restricted_security_context};
+use super::{RUNTIME_DIR, SOCKET_DIR, s};
+
+/// Image and pull policy: the actor's `sidecar` overrides, else the platform's.
+fn image(inp: &Inputs<'_>) -> (String, String) {
+    let sc = &inp.platform.sidecar;
+    let user = inp.spec.sidecar.clone().unwrap_or_default();
+    let image = user.image.clone().unwrap_or_else(|| sc.image.clone());
+    let pull = user
+        .image_pull_policy
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| sc.image_pull_policy.clone());
+    (image, pull)
+}
+
+pub(super) fn sidecar_container(inp: &Inputs<'_>) -> Value {
+    let sc = &inp.platform.sidecar;
+    let (image, pull) = image(inp);
+    let mut resources = Value::Object(sc.default_resources.0.clone());
+    if let Some(r) = inp.spec.sidecar.as_ref().and_then(|s| s.resources.as_ref()) {
+        merge_over(&mut resources, &Value::Object(r.0.clone()));
+    }
+    json!({
+        "name": "asya-sidecar",
+        "image": image,
+        "imagePullPolicy": pull,
+        "env": sidecar_env(inp),
+        "ports": [{"name": "metrics", "containerPort": sc.metrics_port, "protocol": "TCP"}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+        "resources": quantities_as_strings(resources),
+        "securityContext": restricted_security_context(),
+        "volumeMounts": [
+            {"name": "asya-socket", "mountPath": SOCKET_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        "restartPolicy": if sc.native { s("Always") } else { Value::Null },
+    })
+}
+
+/// Writes `asya_runtime.py` into the shared volume before the runtime starts.
+pub(super) fn installer_container(inp: &Inputs<'_>) -> Value {
+    let (image, pull) = image(inp);
+    json!({
+        "name": "asya-runtime-installer",
+        "image": image,
+        "imagePullPolicy": pull,
+        "command": ["asya-sidecar", "install-runtime", "--to", RUNTIME_DIR],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
+        "securityContext": restricted_security_context(),
+        "volumeMounts": [{"name": "asya-runtime", "mountPath": RUNTIME_DIR}],
+    })
+}
+
+/// Deep merge of maps (`over` wins on scalars); used for sidecar resources over defaults.
+fn merge_over(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(bv) => merge_over(bv, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
