@@ -1,0 +1,62 @@
+//! The string formats Asya checks: Kubernetes names, Python handler paths, Go-style durations.
+
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// `module.function` or `module.Class.method` (modules may be dotted packages).
+pub fn is_handler(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() >= 2
+        && parts.iter().all(|p| {
+            let mut c = p.chars();
+            matches!(c.next(), Some(ch) if ch == '_' || ch.is_ascii_alphabetic())
+                && c.all(|ch| ch == '_' || ch.is_ascii_alphanumeric())
+        })
+}
+
+/// Parses a Go-style duration (`300ms`, `1.5s`, `2m`, `1h30m`) into seconds.
+pub fn parse_duration(s: &str) -> Option<f64> {
+    if s == "0" {
+        return Some(0.0);
+    }
+    let mut total = 0.0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * factor;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
