@@ -332,3 +332,39 @@ fn platform_files_report_the_path_of_a_bad_value() {
         "{e}"
     );
 }
+
+#[test]
+fn runtime_and_sidecar_share_the_shutdown_grace_of_the_pod_minus_five_seconds() {
+    let doc = MINIMAL.replace(
+        "handler: echo.handle}",
+        "handler: echo.handle, terminationGracePeriodSeconds: 60}",
+    );
+    let r = ok(&actor(&doc), &flavors(&[]));
+    let w = object(&r, "Deployment");
+    assert_eq!(
+        w["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        60
+    );
+    for name in ["asya-runtime", "asya-sidecar"] {
+        assert_eq!(
+            env_value(container(w, name), "ASYA_SHUTDOWN_GRACE"),
+            Some(&json!("55s")),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_runtime_shutdown_grace_cannot_be_set_twice_through_env() {
+    let doc = MINIMAL.replace(
+        "handler: echo.handle}",
+        "handler: echo.handle, env: [{name: ASYA_SHUTDOWN_GRACE, value: 90s}]}",
+    );
+    let e = try_render(&actor(&doc), &flavors(&[]), &Platform::default()).expect_err("reserved");
+    assert!(
+        e.to_string().contains(
+            "spec.env[0].name: expected a name Asya does not set itself, got ASYA_SHUTDOWN_GRACE"
+        ),
+        "{e}"
+    );
+}

@@ -37,6 +37,23 @@ pub(super) struct Inputs<'a> {
     pub grace: i64,
 }
 
+impl Inputs<'_> {
+    /// What sidecar and runtime may each spend draining in-flight work after SIGTERM: the
+    /// pod's grace period minus 5 s, so both finish before the kubelet kills the pod.
+    pub fn shutdown_grace(&self) -> String {
+        fmt_secs((self.grace - 5).max(1) as f64)
+    }
+}
+
+/// Seconds as a Go-style duration (`25s`, `0.5s`).
+fn fmt_secs(secs: f64) -> String {
+    if secs.fract() == 0.0 {
+        format!("{}s", secs as i64)
+    } else {
+        format!("{secs}s")
+    }
+}
+
 /// The template context plus what post-processing needs.
 pub(super) struct Context {
     pub value: Value,

@@ -20,6 +20,8 @@ pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
         env("ASYA_SOCKET_NAME", SOCKET_NAME),
         env("ASYA_RUNTIME_CONCURRENCY", inp.concurrency.to_string()),
         env("ASYA_LOG_LEVEL", inp.platform.sidecar.log_level.clone()),
+        // The runtime drains in-flight calls on SIGTERM within the same budget as the sidecar.
+        env("ASYA_SHUTDOWN_GRACE", inp.shutdown_grace()),
     ];
     env_vars.extend(spec.env.iter().flatten().map(to_json));
     // secretRefs: listed keys become single variables, no keys means the whole Secret.

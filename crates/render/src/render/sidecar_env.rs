@@ -34,10 +34,7 @@ pub(super) fn sidecar_env(inp: &Inputs<'_>) -> Vec<Value> {
         env("ASYA_CONCURRENCY", inp.concurrency.to_string()),
     ];
     out.extend(resiliency_env(spec.resiliency.as_ref()));
-    out.push(env(
-        "ASYA_SHUTDOWN_GRACE",
-        fmt_secs((inp.grace - 5).max(1) as f64),
-    ));
+    out.push(env("ASYA_SHUTDOWN_GRACE", inp.shutdown_grace()));
     out.push(env(
         "ASYA_METRICS_ADDR",
         format!("0.0.0.0:{}", sc.metrics_port),
@@ -156,13 +153,4 @@ fn rabbitmq_env(cfg: &TransportSettings) -> Vec<Value> {
         cfg.exchange.clone().unwrap_or_else(|| "asya".into()),
     ));
     out
-}
-
-/// Seconds as a Go-style duration (`25s`, `0.5s`).
-fn fmt_secs(secs: f64) -> String {
-    if secs.fract() == 0.0 {
-        format!("{}s", secs as i64)
-    } else {
-        format!("{secs}s")
-    }
 }

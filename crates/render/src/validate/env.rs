@@ -3,11 +3,14 @@
 use super::formats::is_dns_subdomain;
 use crate::api::spec::ActorSpec;
 
+/// Set by Asya on the runtime container: a second entry of the same name would make
+/// server-side apply reject the pod (env is a list keyed by name).
 const RESERVED_ENV: &[&str] = &[
     "ASYA_HANDLER",
     "ASYA_SOCKET_DIR",
     "ASYA_SOCKET_NAME",
     "ASYA_RUNTIME_CONCURRENCY",
+    "ASYA_SHUTDOWN_GRACE",
 ];
 
 pub(super) fn check_env(spec: &ActorSpec, namespace: &str, err: &mut dyn FnMut(&str, String)) {
