@@ -102,6 +102,29 @@ fn async_actor_crd_has_short_names_status_and_the_design_columns() {
 }
 
 #[test]
+fn last_scale_column_is_a_date_kubectl_shows_as_an_age_and_the_direction_is_in_the_schema() {
+    // A "5m (up)" text would need a clock in the status writer; a date column lets kubectl
+    // show the age, and `-o yaml` has the direction next to it.
+    let crd = async_actor_crd();
+    let v = &crd["spec"]["versions"][0];
+    let col = v["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Last-Scale")
+        .expect("Last-Scale column");
+    assert_eq!(col["type"], "date");
+    assert_eq!(col["jsonPath"], ".status.lastScale.time");
+    let last = &v["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["lastScale"];
+    for f in ["time", "direction"] {
+        assert_eq!(
+            last["properties"][f]["type"], "string",
+            "lastScale.{f}: {last}"
+        );
+    }
+}
+
+#[test]
 fn flavor_crd_is_cluster_scoped_and_omits_actor_only_fields() {
     let crd = flavor_crd();
     assert_eq!(crd["spec"]["scope"], "Cluster");
