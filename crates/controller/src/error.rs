@@ -18,6 +18,10 @@ pub enum Error {
         #[source]
         source: TransportError,
     },
+    /// The queue could not be ensured this pass (already reported in status);
+    /// returned so the actor is retried with backoff instead of at the next resync.
+    #[error("queue not ready: {0}")]
+    QueueNotReady(String),
     /// The actor names a transport the platform configures no driver for.
     #[error("no queue driver for transport {0:?} (platform config lists no such transport)")]
     NoQueueDriver(String),
@@ -39,6 +43,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::MalformedObject(_) => "malformed_object",
             Error::Queue { .. } => "queue",
+            Error::QueueNotReady(_) => "queue_not_ready",
             Error::NoQueueDriver(_) => "no_queue_driver",
             Error::Platform { .. } => "platform",
             Error::Finalizer(_) => "finalizer",

@@ -72,9 +72,12 @@ pub async fn reconcile(actor: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<A
         other => Error::Finalizer(other.to_string()),
     });
     ctx.metrics.observe_reconcile(started.elapsed());
-    let key = ObjectRef::from_obj_with(actor.as_ref(), resources::async_actor());
-    if let Ok(mut failures) = ctx.failures.lock() {
-        failures.remove(&key);
+    // Success resets the backoff; a failure keeps its count for error_policy.
+    if result.is_ok() {
+        let key = ObjectRef::from_obj_with(actor.as_ref(), resources::async_actor());
+        if let Ok(mut failures) = ctx.failures.lock() {
+            failures.remove(&key);
+        }
     }
     result
 }
@@ -229,13 +232,21 @@ async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
         min_replicas: rendered.min_replicas,
         max_replicas: rendered.max_replicas,
     };
+    let queue_error = match &observed.queue {
+        Some(Err(e)) => Some(e.clone()),
+        _ => None,
+    };
     write_status(
         actor,
         &Outcome::Reconciled(Box::new(summary), Box::new(observed)),
         ctx,
     )
     .await?;
-    Ok(Action::requeue(ctx.resync))
+    match queue_error {
+        // Status already says TransportError; retry with backoff, not at the next resync.
+        Some(e) => Err(Error::QueueNotReady(e)),
+        None => Ok(Action::requeue(ctx.resync)),
+    }
 }
 
 fn fingerprint(objects: &[Value], owner: &OwnerReference) -> u64 {
