@@ -13,14 +13,22 @@ use futures::future::BoxFuture;
 
 /// An object-safe [`QueueAdmin`].
 pub trait QueueDriver: Send + Sync {
-    fn ensure<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<(), TransportError>>;
+    fn ensure<'a>(
+        &'a self,
+        namespace: &'a str,
+        actor: &'a str,
+    ) -> BoxFuture<'a, Result<(), TransportError>>;
     fn depth<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueDepth, TransportError>>;
     fn delete<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<(), TransportError>>;
 }
 
 impl<T: QueueAdmin> QueueDriver for T {
-    fn ensure<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<(), TransportError>> {
-        Box::pin(self.ensure_queue(queue))
+    fn ensure<'a>(
+        &'a self,
+        namespace: &'a str,
+        actor: &'a str,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(self.ensure_actor_queue(namespace, actor))
     }
     fn depth<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueDepth, TransportError>> {
         Box::pin(QueueAdmin::depth(self, queue))

@@ -315,7 +315,7 @@ async fn ensure_queue(
             r.transport_name
         )));
     };
-    if let Err(e) = driver.ensure(&r.queue_name).await {
+    if let Err(e) = driver.ensure(&r.namespace, &r.actor).await {
         return Some(Err(e.to_string()));
     }
     Some(driver.depth(&r.queue_name).await.map_err(|e| e.to_string()))

@@ -114,6 +114,18 @@ pub trait QueueAdmin: Send + Sync + 'static {
     /// Creates the queue (and its delay/dead-letter companions) if missing;
     /// idempotent.
     fn ensure_queue(&self, queue: &str) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Creates the queue of `actor` in `namespace`. Prefer this to
+    /// [`QueueAdmin::ensure_queue`] when the namespace is known: a queue name
+    /// alone cannot say where a namespace with a dash in it ends, and SQS
+    /// derives per-namespace companions (the DLQ, tags) from it.
+    fn ensure_actor_queue(
+        &self,
+        namespace: &str,
+        actor: &str,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        let queue = naming::queue_name(namespace, actor);
+        async move { self.ensure_queue(&queue).await }
+    }
     /// Reads the queue's depth.
     fn depth(&self, queue: &str)
     -> impl Future<Output = Result<QueueDepth, TransportError>> + Send;

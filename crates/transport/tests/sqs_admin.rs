@@ -192,3 +192,23 @@ async fn messages_received_too_often_move_to_the_dlq() {
     let dead = receive(&dlq).await;
     assert_eq!(&dead.body[..], b"poison");
 }
+
+#[tokio::test]
+async fn ensure_actor_queue_uses_the_given_namespace_even_when_it_has_a_dash() {
+    // `asya-team-a-x-sink` cannot say where the namespace ends; the
+    // namespace-aware call must not guess.
+    let ns = format!("team-{}", unique_namespace());
+    let admin = admin(&config()).await;
+    QueueAdmin::ensure_actor_queue(&admin, &ns, "x-sink")
+        .await
+        .unwrap();
+
+    let queue = naming::queue_name(&ns, "x-sink");
+    let attrs = admin.attributes(&queue).await.unwrap();
+    let redrive: serde_json::Value = serde_json::from_str(&attrs[&Attr::RedrivePolicy]).unwrap();
+    let dlq = admin.attributes(&format!("asya-{ns}-dlq")).await.unwrap();
+    assert_eq!(
+        redrive["deadLetterTargetArn"],
+        dlq[&Attr::QueueArn].as_str()
+    );
+}

@@ -285,7 +285,16 @@ impl QueueAdmin for SqsAdmin {
                 "not an Asya queue name (asya-<namespace>-<actor>)".into(),
             )
         })?;
-        self.ensure_actor_queue(namespace, actor).await.map(|_| ())
+        SqsAdmin::ensure_actor_queue(self, namespace, actor)
+            .await
+            .map(|_| ())
+    }
+
+    /// The exact form: the namespace is given, not guessed from the name.
+    async fn ensure_actor_queue(&self, namespace: &str, actor: &str) -> Result<(), TransportError> {
+        SqsAdmin::ensure_actor_queue(self, namespace, actor)
+            .await
+            .map(|_| ())
     }
 
     async fn depth(&self, queue: &str) -> Result<QueueDepth, TransportError> {
