@@ -6,10 +6,13 @@ use clap::Parser;
 
 fn main() {
     let cli = asya_cli::Cli::parse();
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let mut out = stdout.lock();
-    let mut err = stderr.lock();
+    // Unlocked handles: each write takes the lock briefly. Holding
+    // `stdout().lock()` here for the whole run would block every log line the
+    // controller's worker threads write (tracing writes to stdout), and with it
+    // the task that writes it, e.g. a cleanup that still has to remove its
+    // finalizer.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
     let code = asya_cli::run(cli, &mut out, &mut err);
     let _ = out.flush();
     let _ = err.flush();
