@@ -2,9 +2,10 @@
 //! (server-side dry run, nothing is persisted). Needs `ASYA_TEST_KUBECONFIG` (set by
 //! `tests/run.sh`) and `kubectl`; skips with a message otherwise.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+
+mod common;
+use common::kubectl;
 
 use clap::Parser;
 
@@ -29,30 +30,6 @@ fn asya(args: &[&str]) -> String {
         String::from_utf8_lossy(&err)
     );
     String::from_utf8(out).expect("utf8")
-}
-
-fn kubectl(kubeconfig: &str, args: &[&str], stdin: &str) -> (bool, String) {
-    let mut child = Command::new("kubectl")
-        .args(["--kubeconfig", kubeconfig, "--request-timeout=60s"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl on PATH");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("kubectl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

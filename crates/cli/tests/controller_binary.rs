@@ -3,9 +3,11 @@
 //! (set by `tests/run.sh`); skips with a message otherwise.
 #![cfg(feature = "controller")]
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod common;
+use common::kubectl;
 
 fn env(name: &str) -> Option<String> {
     let v = std::env::var(name).ok();
@@ -13,30 +15,6 @@ fn env(name: &str) -> Option<String> {
         eprintln!("skipped: {name} is not set (run via tests/run.sh)");
     }
     v
-}
-
-fn kubectl(kubeconfig: &str, args: &[&str], stdin: &str) -> (bool, String) {
-    let mut child = Command::new("kubectl")
-        .args(["--kubeconfig", kubeconfig, "--request-timeout=60s"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl on PATH");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("kubectl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
