@@ -11,7 +11,9 @@ use crate::error::{Diagnostics, parse};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Platform {
-    /// Transport used by actors that do not name one.
+    /// Transport used by actors that do not name one. When a platform file leaves it out,
+    /// it is the only enabled transport (or `rabbitmq` when that is enabled too).
+    #[serde(default)]
     pub default_transport: String,
     /// Named transports; the name is what `spec.transport` refers to.
     pub transports: BTreeMap<String, TransportConfig>,
@@ -32,14 +34,8 @@ pub struct Platform {
 impl Default for Platform {
     fn default() -> Self {
         let mut transports = BTreeMap::new();
-        transports.insert("rabbitmq".to_string(), TransportConfig::default());
-        transports.insert(
-            "sqs".to_string(),
-            TransportConfig {
-                type_: Some("sqs".into()),
-                ..TransportConfig::default()
-            },
-        );
+        transports.insert("rabbitmq".to_string(), TransportConfig::of_kind("rabbitmq"));
+        transports.insert("sqs".to_string(), TransportConfig::of_kind("sqs"));
         Platform {
             default_transport: "rabbitmq".into(),
             transports,
@@ -87,12 +83,41 @@ impl Platform {
             return Err(errs);
         }
         platform.other.clear();
+        // "The type defaults to the name": applied here, after serde, because a serde
+        // default cannot see the map key (seed 004 writes `transports: {sqs: {enabled: true}}`).
         for (name, t) in platform.transports.iter_mut() {
             if t.type_.is_none() {
                 t.type_ = Some(name.clone());
             }
         }
+        if platform.default_transport.is_empty() {
+            platform.default_transport = platform
+                .implied_default_transport()
+                .map_err(|m| Diagnostics::from(parse(source, "defaultTransport", m)))?;
+        }
         Ok(platform)
+    }
+
+    /// The default transport of a file that names none: the only enabled transport, or
+    /// `rabbitmq` among several.
+    fn implied_default_transport(&self) -> Result<String, String> {
+        let enabled: Vec<&str> = self
+            .transports
+            .iter()
+            .filter(|(_, t)| t.enabled)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        match enabled.as_slice() {
+            [one] => Ok((*one).to_string()),
+            many if many.contains(&"rabbitmq") => Ok("rabbitmq".into()),
+            [] => Err(
+                "expected at least one enabled transport (transports.<name>.enabled: true)".into(),
+            ),
+            many => Err(format!(
+                "expected defaultTransport to name one of the enabled transports ({}), got nothing",
+                many.join(", ")
+            )),
+        }
     }
 
     /// The transport config by name, with its type resolved.
@@ -136,17 +161,29 @@ pub struct TransportConfig {
     pub config: TransportSettings,
 }
 
+/// No type: a missing `type` must stay missing until [`Platform::from_yaml`] sets it from
+/// the transport's name (a serde default here once turned every SQS entry into RabbitMQ).
 impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
             enabled: true,
-            type_: Some("rabbitmq".into()),
+            type_: None,
             config: TransportSettings::default(),
         }
     }
 }
 
 impl TransportConfig {
+    /// A transport of type `kind`, enabled, with default settings.
+    pub fn of_kind(kind: &str) -> Self {
+        TransportConfig {
+            type_: Some(kind.into()),
+            ..TransportConfig::default()
+        }
+    }
+
+    /// The transport type. Always set on a parsed or default platform; a hand-built config
+    /// without one is RabbitMQ, the platform's historical default.
     pub fn kind(&self) -> &str {
         self.type_.as_deref().unwrap_or("rabbitmq")
     }
