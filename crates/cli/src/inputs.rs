@@ -5,8 +5,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use asya_render::{
-    ActorDocument, Compositions, Diagnostics, Document, Error, FlavorLibrary, Platform,
-    parse_documents,
+    ActorDocument, Compositions, Diagnostics, Document, Error, ErrorKind, FlavorLibrary, Platform,
+    SourceMap, load_documents,
 };
 
 use crate::cli::InputArgs;
@@ -14,17 +14,20 @@ use crate::cli::InputArgs;
 /// Everything a render needs, read from disk.
 pub struct Inputs {
     pub actors: Vec<ActorDocument>,
+    /// Field positions of every document read, to locate errors found later.
+    pub sources: SourceMap,
     pub flavors: FlavorLibrary,
     pub platform: Platform,
     pub compositions: Compositions,
 }
 
 fn io_error(path: &str, e: impl std::fmt::Display) -> Error {
-    Error::Parse {
-        file: path.to_string(),
-        path: String::new(),
-        message: format!("expected a readable file: {e}"),
-    }
+    Error::new(
+        ErrorKind::Parse,
+        path,
+        "",
+        format!("expected a readable file: {e}"),
+    )
 }
 
 fn is_manifest(p: &Path) -> bool {
@@ -87,7 +90,17 @@ fn read_sources(spec: &str, errs: &mut Diagnostics) -> Vec<(String, String)> {
 
 /// Reads every input and reports every problem found (not only the first).
 pub fn load(args: &InputArgs) -> Result<Inputs, Diagnostics> {
+    let (inputs, errs) = load_lenient(args)?;
+    errs.into_result()?;
+    Ok(inputs)
+}
+
+/// Like [`load`], but problems that do not stop the other actors from being checked (a
+/// duplicate actor name, an unreadable or invalid file) come back beside the inputs, so
+/// that `render`/`validate` report them together with every actor's own errors.
+pub fn load_lenient(args: &InputArgs) -> Result<(Inputs, Diagnostics), Diagnostics> {
     let mut errs = Diagnostics::default();
+    let mut sources = SourceMap::default();
     let mut actors = Vec::new();
     let mut flavors = FlavorLibrary::new();
     let add_flavor = |flavors: &mut FlavorLibrary,
@@ -102,16 +115,17 @@ pub fn load(args: &InputArgs) -> Result<Inputs, Diagnostics> {
     };
     for dir in &args.flavors {
         for (src, text) in read_sources(&dir.display().to_string(), &mut errs) {
-            match parse_documents(&src, &text) {
+            match load_documents(&src, &text, &mut sources) {
                 Ok(docs) => {
                     for d in docs {
                         match d {
                             Document::Flavor { source, name, spec, path } => add_flavor(&mut flavors, &source, &name, spec, &path, &mut errs),
-                            Document::Actor(a) => errs.push(Error::Parse {
-                                file: a.source,
-                                path: "kind".into(),
-                                message: "expected Flavor or EnvironmentConfig in a flavor library, got AsyncActor".into(),
-                            }),
+                            Document::Actor(a) => errs.push(Error::new(
+                                ErrorKind::Parse,
+                                &a.source,
+                                "kind",
+                                "expected Flavor or EnvironmentConfig in a flavor library, got AsyncActor",
+                            )),
                         }
                     }
                 }
@@ -121,7 +135,7 @@ pub fn load(args: &InputArgs) -> Result<Inputs, Diagnostics> {
     }
     for f in &args.files {
         for (src, text) in read_sources(f, &mut errs) {
-            match parse_documents(&src, &text) {
+            match load_documents(&src, &text, &mut sources) {
                 Ok(docs) => {
                     for d in docs {
                         match d {
@@ -148,14 +162,15 @@ pub fn load(args: &InputArgs) -> Result<Inputs, Diagnostics> {
     for a in &actors {
         let key = (a.namespace.clone().unwrap_or_default(), a.name.clone());
         if let Some(first) = seen.insert(key.clone(), a.source.clone()) {
-            errs.push(Error::Invalid {
-                file: a.source.clone(),
-                path: "metadata.name".into(),
-                message: format!(
+            errs.push(Error::new(
+                ErrorKind::Invalid,
+                &a.source,
+                "metadata.name",
+                format!(
                     "expected a unique actor per namespace, {}/{} is also defined in {first}",
                     key.0, key.1
                 ),
-            });
+            ));
         }
     }
     let platform = match &args.platform {
@@ -185,20 +200,25 @@ pub fn load(args: &InputArgs) -> Result<Inputs, Diagnostics> {
         }
     };
     if actors.is_empty() && errs.is_empty() {
-        errs.push(Error::Parse {
-            file: args.files.join(", "),
-            path: String::new(),
-            message: "expected at least one AsyncActor document".into(),
-        });
+        errs.push(Error::new(
+            ErrorKind::Parse,
+            &args.files.join(", "),
+            "",
+            "expected at least one AsyncActor document",
+        ));
     }
-    errs.clone().into_result()?;
+    errs.locate(&sources);
     match compositions {
-        Some(compositions) => Ok(Inputs {
-            actors,
-            flavors,
-            platform,
-            compositions,
-        }),
+        Some(compositions) => Ok((
+            Inputs {
+                actors,
+                sources,
+                flavors,
+                platform,
+                compositions,
+            },
+            errs,
+        )),
         None => Err(errs),
     }
 }

@@ -32,9 +32,12 @@ pub use api::platform::Platform;
 pub use api::status::{
     AsyncActorStatus, Condition, LastScale, ObjectRef, Phase, QueueDepth, ReplicaCounts,
 };
-pub use api::{ActorDocument, Document, FlavorLibrary, classify, parse_documents, parse_stream};
+pub use api::yaml::SourceMap;
+pub use api::{
+    ActorDocument, Document, FlavorLibrary, classify, load_documents, parse_documents, parse_stream,
+};
 pub use compositions::Compositions;
-pub use error::{Diagnostics, Error};
+pub use error::{Diagnostics, Error, ErrorKind, Pos};
 pub use merge::{Origin, Provenance};
 pub use render::{
     APPLYSET_PART_OF, Explanation, Rendered, applyset_id, canonicalize, explain, queue_name, render,

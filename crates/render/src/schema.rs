@@ -265,6 +265,67 @@ fn check_object(
     }
 }
 
+/// Removes from `value` what [`check`] reports (unknown fields, values of the wrong type),
+/// so that the later checks can still run on the rest and report their own errors at once.
+pub(crate) fn prune(value: &mut Value, schema_node: &Value) {
+    let Some(s) = schema_node.as_object() else {
+        return;
+    };
+    if s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
+        || s.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
+    {
+        return;
+    }
+    match value {
+        Value::Object(m) => {
+            let props = s.get("properties").and_then(Value::as_object);
+            let additional = s.get("additionalProperties").filter(|a| a.is_object());
+            m.retain(|k, v| {
+                let Some(child) = props.and_then(|p| p.get(k)).or(additional) else {
+                    return false;
+                };
+                if v.is_null() || type_matches(v, child) {
+                    prune(v, child);
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        Value::Array(a) => {
+            if let Some(items) = s.get("items") {
+                a.retain_mut(|v| {
+                    let ok = v.is_null() || type_matches(v, items);
+                    if ok {
+                        prune(v, items);
+                    }
+                    ok
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+fn type_matches(value: &Value, schema_node: &Value) -> bool {
+    if schema_node.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+        return value.is_string() || value.is_i64() || value.is_u64();
+    }
+    match schema_node
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+    {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        _ => true,
+    }
+}
+
 /// The known name nearest to `k` (edit distance <= 3), for "did you mean" hints.
 fn closest<'a>(k: &str, known: &[&'a str]) -> Option<&'a str> {
     known

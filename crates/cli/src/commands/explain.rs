@@ -25,6 +25,7 @@ pub fn run(args: &ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 
         }
     }
     if !errs.is_empty() {
+        errs.locate(&inputs.sources);
         return report(&errs, err);
     }
     match args.output {

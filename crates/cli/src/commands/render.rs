@@ -6,14 +6,14 @@ use asya_render::{Diagnostics, render, to_yaml_stream};
 use serde_json::json;
 
 use crate::cli::{Format, InputArgs, RenderArgs};
-use crate::inputs::{load, report};
+use crate::inputs::{load_lenient, report};
 
-/// Renders every actor of the inputs; all-or-nothing.
+/// Renders every actor of the inputs; all-or-nothing, but every actor is checked and every
+/// error of every file is reported, located by line and column.
 pub fn render_all(input: &InputArgs) -> Result<(Vec<serde_json::Value>, Vec<String>), Diagnostics> {
-    let inputs = load(input)?;
+    let (inputs, mut errs) = load_lenient(input)?;
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
-    let mut errs = Diagnostics::default();
     // Objects are named after spec.actor: two documents with one actor would overwrite each other.
     let mut owners: std::collections::BTreeMap<(String, String), String> = Default::default();
     for a in &inputs.actors {
@@ -22,14 +22,15 @@ pub fn render_all(input: &InputArgs) -> Result<(Vec<serde_json::Value>, Vec<Stri
                 if let Some(first) =
                     owners.insert((r.namespace.clone(), r.actor.clone()), a.source.clone())
                 {
-                    errs.push(asya_render::Error::Invalid {
-                        file: a.source.clone(),
-                        path: "spec.actor".into(),
-                        message: format!(
+                    errs.push(asya_render::Error::new(
+                        asya_render::ErrorKind::Invalid,
+                        &a.source,
+                        "spec.actor",
+                        format!(
                             "expected a unique actor per namespace, {}/{} is also rendered from {first}",
                             r.namespace, r.actor
                         ),
-                    });
+                    ));
                 }
                 warnings.extend(
                     r.explain
@@ -42,6 +43,7 @@ pub fn render_all(input: &InputArgs) -> Result<(Vec<serde_json::Value>, Vec<Stri
             Err(e) => errs.extend(e),
         }
     }
+    errs.locate(&inputs.sources);
     errs.into_result()?;
     Ok((objects, warnings))
 }

@@ -7,12 +7,13 @@ pub mod platform;
 pub mod spec;
 pub mod status;
 mod stream;
+pub mod yaml;
 
 use serde_json::Value;
 
 pub use actor::ActorDocument;
 pub use flavor::{FlavorEntry, FlavorLibrary};
-pub use stream::{Document, classify, parse_documents, parse_stream};
+pub use stream::{Document, classify, load_documents, parse_documents, parse_stream};
 
 pub const GROUP: &str = "asya.sh";
 pub const VERSION: &str = "v1alpha1";

@@ -1,11 +1,13 @@
 //! Input streams: YAML (or JSON) documents split, `List`s unwrapped, and each object
 //! classified as an AsyncActor, a Flavor or an EnvironmentConfig flavor.
 
-use serde::Deserialize;
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::FLAVOR_LABEL;
 use super::actor::ActorDocument;
+use super::yaml::{Limits, Positions, SourceMap, load_stream};
 use crate::error::{Diagnostics, parse};
 
 /// A document of an input stream.
@@ -118,49 +120,63 @@ pub fn classify(source: &str, doc: &Value) -> Result<Document, Diagnostics> {
 /// Splits a YAML (or JSON) stream into objects. Empty documents are skipped. The source of
 /// the N-th document is `file#N` when the stream holds more than one document.
 pub fn parse_stream(source: &str, text: &str) -> Result<Vec<(String, Value)>, Diagnostics> {
-    let mut docs = Vec::new();
-    for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
-        match Value::deserialize(de) {
-            Ok(Value::Null) => {}
-            Ok(v) => docs.push((i + 1, v)),
-            Err(e) => {
-                let at = e
-                    .location()
-                    .map(|l| format!("line {} column {}", l.line(), l.column()))
-                    .unwrap_or_default();
-                let msg = e.to_string();
-                return Err(parse(source, &at, format!("expected valid YAML: {msg}")).into());
-            }
-        }
-    }
+    Ok(load_located(source, text, &mut SourceMap::default())?
+        .into_iter()
+        .map(|(src, v, _)| (src, v))
+        .collect())
+}
+
+/// [`parse_stream`], recording every document's field positions in `sources`.
+fn load_located(
+    source: &str,
+    text: &str,
+    sources: &mut SourceMap,
+) -> Result<Vec<(String, Value, Arc<Positions>)>, Diagnostics> {
+    let docs = load_stream(source, text, Limits::default())?;
     let many = docs.len() > 1;
     Ok(docs
         .into_iter()
-        .map(|(i, v)| {
-            (
-                if many {
-                    format!("{source}#{i}")
-                } else {
-                    source.to_string()
-                },
-                v,
-            )
+        .map(|d| {
+            let src = if many {
+                format!("{source}#{}", d.number)
+            } else {
+                source.to_string()
+            };
+            let positions = Arc::new(d.positions);
+            sources.insert(&src, positions.clone());
+            (src, d.value, positions)
         })
         .collect())
 }
 
 /// Parses a stream and classifies each object; collects every error of every document.
 pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Document>, Diagnostics> {
+    load_documents(source, text, &mut SourceMap::default())
+}
+
+/// [`parse_documents`], recording field positions in `sources` so that errors found later
+/// (by render) can be located with [`Diagnostics::locate`]. The errors returned here are
+/// already located.
+pub fn load_documents(
+    source: &str,
+    text: &str,
+    sources: &mut SourceMap,
+) -> Result<Vec<Document>, Diagnostics> {
     let mut out = Vec::new();
     let mut errs = Diagnostics::default();
-    for (src, v) in parse_stream(source, text)? {
+    for (src, v, positions) in load_located(source, text, sources)? {
         // `kubectl get -o yaml` wraps several objects in a List.
         let items: Vec<(String, &Value)> =
             match (v.get("kind").and_then(Value::as_str), v.get("items")) {
                 (Some("List"), Some(Value::Array(items))) => items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| (format!("{src}#items[{i}]"), item))
+                    .map(|(i, item)| {
+                        let item_src = format!("{src}#items[{i}]");
+                        let sub = positions.subtree(&format!("items[{i}]"));
+                        sources.insert(&item_src, Arc::new(sub));
+                        (item_src, item)
+                    })
                     .collect(),
                 _ => vec![(src.clone(), &v)],
             };
@@ -171,6 +187,7 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Document>, Diagno
             }
         }
     }
+    errs.locate(sources);
     errs.into_result()?;
     Ok(out)
 }

@@ -124,6 +124,7 @@ impl Context {
             max,
             workload_kind,
             stamp: Stamp {
+                source: doc.source.clone(),
                 namespace: namespace.to_string(),
                 labels,
                 applyset_id: applyset_id(&doc.name, namespace),

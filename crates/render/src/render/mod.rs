@@ -5,6 +5,7 @@
 mod context;
 mod explain;
 mod labels;
+mod listmaps;
 mod output;
 mod queue;
 mod resiliency;
@@ -15,6 +16,7 @@ mod serviceaccount;
 mod sidecar;
 mod sidecar_env;
 mod transport;
+mod typed;
 mod workload;
 
 use serde::Serialize;
@@ -139,10 +141,16 @@ pub fn render(
         };
         match serde_norway::from_str::<Value>(&text) {
             Ok(Value::Null) => {}
-            Ok(mut v) => match ctx.stamp.finish(&mut v, &compositions.origin(&name)) {
-                Ok(()) => objects.push(v),
-                Err(e) => errs.push(e),
-            },
+            Ok(mut v) => {
+                let origin = compositions.origin(&name);
+                match ctx.stamp.finish(&mut v, &origin) {
+                    Ok(()) => match typed::check_typed(&v, &origin) {
+                        Ok(()) => objects.push(v),
+                        Err(e) => errs.extend(e),
+                    },
+                    Err(e) => errs.push(e),
+                }
+            }
             Err(e) => errs.push(template(
                 &compositions.origin(&name),
                 &e.location()
@@ -188,6 +196,20 @@ fn free_forms(list: &[FreeForm]) -> Vec<Value> {
 
 fn env(name: &str, value: impl Into<String>) -> Value {
     json!({"name": name, "value": value.into()})
+}
+
+/// Adds `entry` to a container's env; an entry of the same name is replaced in place.
+/// Kubernetes merges `env` by name, so two entries with one name are rejected by
+/// server-side apply; the later writer (the user) wins.
+fn upsert_env(list: &mut Vec<Value>, entry: Value) {
+    let name = entry.get("name").and_then(Value::as_str);
+    match list
+        .iter()
+        .position(|x| x.get("name").and_then(Value::as_str) == name)
+    {
+        Some(i) => list[i] = entry,
+        None => list.push(entry),
+    }
 }
 
 /// An env var read from one key of a Secret.

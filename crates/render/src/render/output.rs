@@ -7,11 +7,14 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::labels::{APPLYSET_PART_OF, component_of};
+use super::listmaps::duplicate_keys;
 use super::s;
-use crate::error::{Error, template};
+use crate::error::{Error, invalid, template};
 
 /// What every rendered object gets stamped with.
 pub(super) struct Stamp {
+    /// The actor's file, named by errors about what the actor's lists produced.
+    pub source: String,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     pub applyset_id: String,
@@ -71,6 +74,22 @@ impl Stamp {
             l.insert(APPLYSET_PART_OF.into(), s(&self.applyset_id));
         }
         canonicalize(obj);
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(d) = duplicate_keys(obj).into_iter().next() {
+            return Err(invalid(
+                &self.source,
+                &format!("{kind}/{name} {}", d.path),
+                format!(
+                    "expected one item per key in this list (Kubernetes merges it by key and would \
+                     reject the {kind}), got {} twice: item {} has it too; rename or remove one \
+                     (template {origin})",
+                    d.key, d.first
+                ),
+            ));
+        }
         Ok(())
     }
 }

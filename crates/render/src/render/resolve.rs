@@ -7,11 +7,11 @@ use super::explain::Explanation;
 use crate::api::platform::Platform;
 use crate::api::spec::ActorSpec;
 use crate::api::{ActorDocument, FlavorLibrary};
-use crate::error::{Diagnostics, flavor, schema as schema_err};
+use crate::error::{Diagnostics, flavor, invalid, schema as schema_err};
 use crate::merge::{self, FlavorInput};
 use crate::normalize::normalize;
-use crate::schema::{actor_spec_schema, check};
-use crate::validate::{Files, validate};
+use crate::schema::{actor_spec_schema, check, prune};
+use crate::validate::{Files, is_dns_label, is_dns_subdomain, validate};
 
 /// A valid actor: its typed spec, its namespace, and how it came to be.
 pub(super) struct Resolved {
@@ -28,13 +28,34 @@ pub(super) fn resolve(
     let mut errs = Diagnostics::default();
     let file = doc.source.as_str();
     let namespace = doc.namespace.clone().unwrap_or_else(|| "default".into());
-
-    // 1. the input as written: unknown fields and types, in the user's own paths.
-    check(&doc.spec, actor_spec_schema(), file, "spec", &mut errs);
-    if !errs.is_empty() {
-        return Err(errs);
+    // The API server's rules for the AsyncActor's own name and namespace.
+    if !is_dns_subdomain(&doc.name) {
+        errs.push(invalid(
+            file,
+            "metadata.name",
+            format!(
+                "expected a lowercase DNS subdomain (a-z, 0-9, '-', '.', at most 253), got {:?}",
+                doc.name
+            ),
+        ));
     }
-    let actor = normalize(file, &doc.spec, Some(&doc.name), &mut errs);
+    if !is_dns_label(&namespace) {
+        errs.push(invalid(
+            file,
+            "metadata.namespace",
+            format!("expected a lowercase DNS label, got {namespace:?}"),
+        ));
+    }
+
+    // 1. the input as written: unknown fields and types, in the user's own paths. What is
+    // wrong is reported and left out, and the rest is still checked, so that one run
+    // reports a typo, a bad handler and a bad name together.
+    check(&doc.spec, actor_spec_schema(), file, "spec", &mut errs);
+    let mut written = doc.spec.clone();
+    if !errs.is_empty() {
+        prune(&mut written, actor_spec_schema());
+    }
+    let actor = normalize(file, &written, Some(&doc.name), &mut errs);
 
     // 2. flavors, in listed order.
     let names: Vec<String> = match actor.spec.get("flavors") {
@@ -45,6 +66,8 @@ pub(super) fn resolve(
             .collect(),
         _ => Vec::new(),
     };
+    // Errors so far are the actor's own; flavors are checked before anything is merged.
+    let own_errors = errs.0.len();
     let mut flavor_specs = Vec::new();
     let mut warnings = actor.warnings.clone();
     for (i, name) in names.iter().enumerate() {
@@ -90,7 +113,7 @@ pub(super) fn resolve(
         );
         flavor_specs.push((name.clone(), n.spec));
     }
-    if !errs.is_empty() {
+    if errs.0.len() > own_errors {
         return Err(errs);
     }
     let inputs: Vec<FlavorInput<'_>> = flavor_specs
@@ -98,7 +121,7 @@ pub(super) fn resolve(
         .map(|(n, s)| FlavorInput { name: n, spec: s })
         .collect();
     let (mut merged, mut prov) = merge::merge(&inputs, &actor.spec, file, &mut errs);
-    if !errs.is_empty() {
+    if errs.0.len() > own_errors {
         return Err(errs);
     }
     merge::apply_defaults(&mut merged, &platform.default_transport, &mut prov);
@@ -109,12 +132,13 @@ pub(super) fn resolve(
         Ok(s) => s,
         Err(e) => {
             let path = format!("spec.{}", e.path());
-            return Err(schema_err(
+            errs.push(schema_err(
                 file,
                 &path,
                 format!("expected a valid value: {}", e.inner()),
-            )
-            .into());
+            ));
+            errs.dedup();
+            return Err(errs);
         }
     };
     if spec
@@ -138,6 +162,7 @@ pub(super) fn resolve(
         flavor_files: &flavor_file,
     };
     validate(&spec, &namespace, &files, &mut errs);
+    errs.dedup();
     errs.into_result()?;
     Ok(Resolved {
         spec,

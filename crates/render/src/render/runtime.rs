@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 
 use super::context::Inputs;
 use super::workload::quantities_as_strings;
-use super::{RUNTIME_DIR, SOCKET_DIR, SOCKET_NAME, env, free_forms, secret_env, to_json};
+use super::{
+    RUNTIME_DIR, SOCKET_DIR, SOCKET_NAME, env, free_forms, secret_env, to_json, upsert_env,
+};
 use crate::api::spec::PullPolicy;
 
 pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
@@ -23,7 +25,11 @@ pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
         // The runtime drains in-flight calls on SIGTERM within the same budget as the sidecar.
         env("ASYA_SHUTDOWN_GRACE", inp.shutdown_grace()),
     ];
-    env_vars.extend(spec.env.iter().flatten().map(to_json));
+    // The actor's env wins over ours, one entry per name (docs/render.md lists which
+    // ASYA_* names a user may set).
+    for e in spec.env.iter().flatten() {
+        upsert_env(&mut env_vars, to_json(e));
+    }
     // secretRefs: listed keys become single variables, no keys means the whole Secret.
     let mut env_from = Vec::new();
     for r in spec.secret_refs.iter().flatten() {
@@ -32,7 +38,7 @@ pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
             Some(keys) => {
                 for k in keys {
                     let var = k.env_var.clone().unwrap_or_else(|| k.key.clone());
-                    env_vars.push(secret_env(&var, &name, &k.key));
+                    upsert_env(&mut env_vars, secret_env(&var, &name, &k.key));
                 }
             }
             None => env_from.push(json!({"secretRef": {"name": name}})),

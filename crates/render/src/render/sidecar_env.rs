@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::context::Inputs;
 use super::resiliency::resiliency_env;
-use super::{SOCKET_DIR, SOCKET_NAME, env, secret_env, to_json};
+use super::{SOCKET_DIR, SOCKET_NAME, env, secret_env, to_json, upsert_env};
 use crate::api::platform::TransportSettings;
 
 /// The end actors get S3 settings (they persist results and failures); the rest do not.
@@ -79,14 +79,7 @@ pub(super) fn sidecar_env(inp: &Inputs<'_>) -> Vec<Value> {
     // The actor's sidecar env overrides ours by name, else is appended.
     let user = spec.sidecar.as_ref().and_then(|s| s.env.as_ref());
     for e in user.into_iter().flatten() {
-        let v = to_json(e);
-        match out
-            .iter()
-            .position(|x| x.get("name").and_then(Value::as_str) == Some(e.name.as_str()))
-        {
-            Some(i) => out[i] = v,
-            None => out.push(v),
-        }
+        upsert_env(&mut out, to_json(e));
     }
     out
 }

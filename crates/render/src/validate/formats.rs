@@ -13,6 +13,12 @@ pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
+/// An env var name as the API server accepts it: `[-._a-zA-Z][-._a-zA-Z0-9]*`.
+pub fn is_env_name(s: &str) -> bool {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+    !s.is_empty() && !s.as_bytes()[0].is_ascii_digit() && s.bytes().all(ok)
+}
+
 /// `module.function` or `module.Class.method` (modules may be dotted packages).
 pub fn is_handler(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();

@@ -5,6 +5,7 @@
 mod actor;
 mod env;
 mod formats;
+mod kube;
 mod pod;
 mod resiliency;
 mod scaling;
@@ -13,7 +14,7 @@ use crate::api::spec::ActorSpec;
 use crate::error::{Diagnostics, invalid};
 use crate::merge::{Origin, Provenance};
 
-pub use formats::{is_dns_label, is_dns_subdomain, is_handler, parse_duration};
+pub use formats::{is_dns_label, is_dns_subdomain, is_env_name, is_handler, parse_duration};
 
 /// Maps a spec path to the file its value came from.
 pub(crate) struct Files<'a> {
@@ -46,4 +47,5 @@ pub(crate) fn validate(
     resiliency::check_resiliency(spec, &mut err);
     env::check_env(spec, namespace, &mut err);
     pod::check_pod(spec, &mut err);
+    kube::check_kube(spec, &mut err);
 }

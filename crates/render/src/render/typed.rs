@@ -1,0 +1,172 @@
+//! Every object a template produced, checked against the API it will be sent to, before it
+//! is printed: built-in kinds through their k8s-openapi types, KEDA's kinds against KEDA's
+//! own CRD schemas (`tests/k8s/crds/keda`, the files the API-server tests install).
+//!
+//! k8s-openapi's types ignore fields they do not know, so a typed value alone would let a
+//! template typo (`imagePulPolicy`) through and the API server would drop or reject it. The
+//! object is therefore deserialised, serialised again, and must come back unchanged: a field
+//! lost on the way is unknown to the type, a deserialisation error is a wrong type.
+
+use std::sync::LazyLock;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api::yaml::{Limits, load_stream};
+use crate::error::{Diagnostics, Error, template};
+use crate::schema::check;
+
+/// KEDA's CRD files; the `v1alpha1` schema of each kind is what the API server enforces.
+const KEDA_CRDS: &[&str] = &[
+    include_str!("../../../../tests/k8s/crds/keda/keda.sh_scaledobjects.yaml"),
+    include_str!("../../../../tests/k8s/crds/keda/keda.sh_triggerauthentications.yaml"),
+];
+
+/// `(kind, openAPIV3Schema)` of every KEDA kind we emit.
+static KEDA_SCHEMAS: LazyLock<Vec<(String, Value)>> = LazyLock::new(|| {
+    let mut out = Vec::new();
+    for text in KEDA_CRDS {
+        let Ok(docs) = load_stream("keda crd", text, Limits::default()) else {
+            continue;
+        };
+        for d in docs {
+            let kind = d.value.pointer("/spec/names/kind").and_then(Value::as_str);
+            let schema = d
+                .value
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .and_then(|vs| {
+                    vs.iter()
+                        .find(|v| v["name"] == "v1alpha1")
+                        .and_then(|v| v.pointer("/schema/openAPIV3Schema"))
+                });
+            if let (Some(k), Some(s)) = (kind, schema) {
+                out.push((k.to_string(), s.clone()));
+            }
+        }
+    }
+    out
+});
+
+/// Checks one canonical object; errors name the template that produced it.
+pub(super) fn check_typed(obj: &Value, origin: &str) -> Result<(), Diagnostics> {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    match kind {
+        "Deployment" => round_trip::<Deployment>(obj, origin),
+        "StatefulSet" => round_trip::<StatefulSet>(obj, origin),
+        "ServiceAccount" => round_trip::<ServiceAccount>(obj, origin),
+        "ScaledObject" | "TriggerAuthentication" => against_crd(obj, kind, origin),
+        // Queue objects of optional operators (ACK, messaging-topology-operator): their CRDs
+        // are not ours to ship; the controller's apply reports what their API server says.
+        _ => Ok(()),
+    }
+}
+
+fn round_trip<T: DeserializeOwned + Serialize>(
+    obj: &Value,
+    origin: &str,
+) -> Result<(), Diagnostics> {
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let typed: T = serde_path_to_error::deserialize(obj).map_err(|e| {
+        Diagnostics::from(template(
+            origin,
+            &e.path().to_string(),
+            format!("expected a valid {kind} field: {}", e.inner()),
+        ))
+    })?;
+    let mut back = serde_json::to_value(&typed).unwrap_or(Value::Null);
+    super::canonicalize(&mut back);
+    match first_difference(obj, &back, String::new()) {
+        None => Ok(()),
+        Some(path) => Err(template(
+            origin,
+            &path,
+            format!("expected a field of {kind} (the API server does not know this one)"),
+        )
+        .into()),
+    }
+}
+
+/// The first path where `a` has something `b` lacks or differs.
+fn first_difference(a: &Value, b: &Value, path: String) -> Option<String> {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => x.iter().find_map(|(k, v)| match y.get(k) {
+            None => Some(join(k)),
+            Some(w) => first_difference(v, w, join(k)),
+        }),
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (v, w))| first_difference(v, w, format!("{path}[{i}]"))),
+        // Numbers may come back as another JSON number type (1 vs 1.0); compare values.
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => None,
+        _ if a == b => None,
+        _ => Some(path),
+    }
+}
+
+fn against_crd(obj: &Value, kind: &str, origin: &str) -> Result<(), Diagnostics> {
+    let Some((_, schema)) = KEDA_SCHEMAS.iter().find(|(k, _)| k == kind) else {
+        return Err(template(
+            origin,
+            "kind",
+            format!("expected KEDA's CRD schema for {kind}"),
+        )
+        .into());
+    };
+    let mut errs = Diagnostics::default();
+    // The API server checks metadata itself (names, labels): the schema leaves it open.
+    let mut body = obj.clone();
+    if let Some(m) = body.as_object_mut() {
+        m.remove("metadata");
+    }
+    check(&body, schema, origin, "", &mut errs);
+    for e in &mut errs.0 {
+        let path = e.path.trim_start_matches('.').to_string();
+        *e = Error::new(
+            e.kind,
+            &e.file,
+            &path,
+            format!("{} (KEDA's {kind} schema)", e.message),
+        );
+    }
+    errs.into_result()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_misspelt_field_of_a_built_in_kind_is_an_error() {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "imagePulPolicy": "Always"}]}}}});
+        super::super::canonicalize(&mut d);
+        let e = check_typed(&d, "t.j2").expect_err("typo");
+        assert_eq!(
+            e.0[0].path, "spec.template.spec.containers[0].imagePulPolicy",
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn keda_objects_are_checked_against_the_crd() {
+        assert_eq!(KEDA_SCHEMAS.len(), 2);
+        let so = json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "a"},
+            "spec": {"scaleTargetRef": {"name": "a"}, "triggers": [{"type": "rabbitmq", "metadata": {}}], "minReplicas": 0}});
+        let e = check_typed(&so, "t.j2").expect_err("unknown field");
+        assert!(e.to_string().contains("spec.minReplicas"), "{e}");
+    }
+}
