@@ -69,14 +69,28 @@ pub struct InputArgs {
         value_name = "FILE|DIR|-"
     )]
     pub files: Vec<String>,
-    /// Flavor file or directory (Flavor or EnvironmentConfig documents); repeatable.
-    #[arg(long = "flavors", value_name = "DIR|FILE")]
+    /// Flavor file or directory (Flavor or EnvironmentConfig documents); repeatable. As an
+    /// Argo CD plugin parameter: `ASYA_FLAVORS` (comma-separated).
+    #[arg(
+        long = "flavors",
+        value_name = "DIR|FILE",
+        env = "ARGOCD_ENV_ASYA_FLAVORS",
+        value_delimiter = ','
+    )]
     pub flavors: Vec<PathBuf>,
-    /// Platform configuration (operator-level values: transports, sidecar, KEDA…).
-    #[arg(long, value_name = "FILE")]
+    /// Platform configuration (operator-level values: transports, sidecar, KEDA…). As an
+    /// Argo CD plugin parameter: `ASYA_PLATFORM`.
+    #[arg(long, value_name = "FILE", env = "ARGOCD_ENV_ASYA_PLATFORM")]
     pub platform: Option<PathBuf>,
-    /// Namespace for actors whose metadata has none.
-    #[arg(short = 'n', long, value_name = "NS", default_value = "default")]
+    /// Namespace for actors whose metadata has none. Under Argo CD, the Application's
+    /// destination namespace (`ARGOCD_APP_NAMESPACE`).
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NS",
+        default_value = "default",
+        env = "ARGOCD_APP_NAMESPACE"
+    )]
     pub namespace: String,
     /// Directory of composition templates overriding the embedded ones file by file.
     #[arg(long, value_name = "DIR")]
