@@ -105,7 +105,8 @@ class RuntimeProcess:
     """``python3 runtime/asya_runtime.py`` as a real subprocess in a temp socket dir."""
 
     def __init__(self, handler: str | None, env: dict | None = None, cwd: str | None = None,
-                 python: str | None = None, pythonpath: str = HANDLERS, args: tuple = ()):
+                 python: str | None = None, pythonpath: str = HANDLERS, args: tuple = (),
+                 runtime: str = RUNTIME):
         # A short dir under /tmp: Unix socket paths are limited to ~107 bytes.
         self.dir = tempfile.mkdtemp(prefix="asya-rt-", dir="/tmp")
         self.socket_path = os.path.join(self.dir, "asya-runtime.sock")
@@ -118,7 +119,7 @@ class RuntimeProcess:
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
-            [python or sys.executable, RUNTIME, *args],
+            [python or sys.executable, runtime, *args],
             env=self.env, cwd=cwd or self.dir, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=self._stderr,
         )
