@@ -33,3 +33,10 @@ def alarm_timeout(payload):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def gen_sleeps(payload):
+    """Yields one frame, then blocks in its next step."""
+    yield {"first": True}
+    time.sleep(payload["sleep"])
+    yield {"second": True}
