@@ -944,6 +944,12 @@ class Runtime:
         self.signals += 1
         if self.signals == 1:
             self.stop_requested_at = time.monotonic()
+            # Done here, not on the loop: the loop may be busy with an inline handler.
+            self._stop_accepting()
+            try:
+                os.unlink(self.config.ready_path)
+            except OSError:
+                pass
             self.loop.call_soon_threadsafe(self._on_signal, sig)
         else:
             # May run in the middle of a handler or of logging: no locks here.
@@ -1240,11 +1246,9 @@ class Runtime:
         else:
             exc = Timeout(f"handler {self.handler.spec} cancelled at the deadline of {inv.deadline_ms} ms")
         LOG.error("envelope %s: %s", inv.env_id, exc)
-        try:
-            await self._runtime_error(inv.writer, exc)
-        finally:
-            if inv.in_thread:
-                self._fatal_timeout()
+        if inv.in_thread:
+            self._fatal_timeout()  # before answering: the sidecar may look for runtime-ready at once
+        await self._runtime_error(inv.writer, exc)
 
     def _fatal_timeout(self) -> None:
         if self.exit_code is None:
@@ -1289,6 +1293,7 @@ class Runtime:
                 f"the deadline of {inv.deadline_ms} ms; a sync handler cannot be interrupted, so the "
                 f"runtime exits (code {EXIT_TIMEOUT}) and is restarted"
             )
+            self._cleanup()  # runtime-ready goes before the answer: the sidecar may look at once
             sock = inv.writer.get_extra_info("socket")
             if sock is not None:
                 _write_all(sock.fileno(), encode({"type": "error", "origin": "runtime", "error": error_info(exc)}), 1.0)

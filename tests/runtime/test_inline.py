@@ -61,3 +61,39 @@ def test_a_connection_that_pinged_first_can_then_invoke(start_runtime):
         assert c.ping() == {"type": "pong"}
         out = c.invoke(envelope({"x": 2}))
         assert frames(out)[0]["payload"] == {"x": 2}
+
+
+def test_sigterm_during_an_inline_handler_stops_accepting_at_once(start_runtime):
+    import os
+    import signal
+
+    rt = start_runtime("kinds.sync_sleep")
+    with rt.client() as c:
+        c.send({"op": "invoke", "envelope": envelope({"sleep": 2.0})})
+        time.sleep(0.3)
+        rt.signal(signal.SIGTERM)
+        time.sleep(0.3)  # the handler still runs for ~1.4 s
+        assert not os.path.exists(rt.ready_path)
+        try:
+            rt.client(timeout=2).close()
+            refused = False
+        except OSError:
+            refused = True
+        assert refused, "a new connection was accepted after SIGTERM"
+        assert c.read_until_terminal()[-1] == {"type": "done", "frames": 1}
+    assert rt.wait() == 0
+
+
+def test_second_signal_during_an_inline_handler_exits_at_once(start_runtime):
+    import signal
+
+    rt = start_runtime("kinds.sync_sleep")
+    with rt.client() as c:
+        c.send({"op": "invoke", "envelope": envelope({"sleep": 30})})
+        time.sleep(0.3)
+        rt.signal(signal.SIGTERM)
+        time.sleep(0.2)
+        start = time.monotonic()
+        rt.signal(signal.SIGTERM)
+        assert rt.wait(timeout=10) == 1
+        assert time.monotonic() - start < 3
