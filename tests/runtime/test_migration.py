@@ -1,0 +1,181 @@
+"""What upstream Asya's users already run: envelope mode, legacy routes, dataclass and
+pydantic results, upstream variables, routers mounted next to the runtime."""
+
+import json
+import os
+import shutil
+import signal
+
+import pytest
+
+from client import RUNTIME, RuntimeProcess, envelope, frames
+
+ENVELOPE_MODE = {"ASYA_HANDLER_MODE": "envelope"}
+
+
+def route(frame):
+    return frame["route"]
+
+
+# -- ASYA_HANDLER_MODE=envelope
+
+
+def test_envelope_mode_handler_gets_and_returns_the_whole_envelope(start_runtime):
+    rt = start_runtime("migration.env_echo", env=ENVELOPE_MODE)
+    with rt.client() as c:
+        out = c.invoke(envelope({"v": 1}, id="e-1", curr="a", nxt=["b", "c"], headers={"h": 1}))
+    assert out[-1] == {"type": "done", "frames": 1}, out
+    f = frames(out)[0]
+    assert f["payload"] == {"seen_id": "e-1", "was": {"v": 1}}
+    assert route(f) == {"prev": ["a"], "curr": "b", "next": ["c"]}
+    assert f["headers"] == {"h": 1}
+
+
+def test_payload_mode_is_the_default_and_named_payload_works(start_runtime):
+    rt = start_runtime("migration.payload_reader", env={"ASYA_HANDLER_MODE": "payload"})
+    with rt.client() as c:
+        assert frames(c.invoke(envelope({"v": 1})))[0]["payload"] == {"got": {"v": 1}}
+
+
+def test_envelope_mode_route_next_and_headers_changes_are_applied(start_runtime):
+    rt = start_runtime("migration.env_reroute", env=ENVELOPE_MODE)
+    with rt.client() as c:
+        f = frames(c.invoke(envelope(1, curr="a", nxt=["b"])))[0]
+    assert route(f) == {"prev": ["a"], "curr": "review", "next": ["b"]}
+    assert f["headers"] == {"x-reviewed": True}
+
+
+def test_envelope_mode_legacy_route_returned_by_the_handler_is_converted(start_runtime):
+    rt = start_runtime("migration.env_legacy_reroute", env=ENVELOPE_MODE)
+    with rt.client() as c:
+        f = frames(c.invoke(envelope(1, prev=["x"], curr="a", nxt=["b"])))[0]
+    assert route(f) == {"prev": ["x", "a"], "curr": "b", "next": ["human-review"]}
+
+
+def test_envelope_mode_list_and_generator_fan_out(start_runtime):
+    rt = start_runtime("migration.env_fanout", env=ENVELOPE_MODE)
+    with rt.client() as c:
+        assert [f["payload"] for f in frames(c.invoke(envelope(None, nxt=["b"])))] == [0, 1, 2]
+    rt = start_runtime("migration.env_gen", env=ENVELOPE_MODE)
+    with rt.client() as c:
+        assert [f["payload"] for f in frames(c.invoke(envelope(None)))] == [{"i": 0}, {"i": 1}]
+
+
+@pytest.mark.parametrize("handler, words", [
+    ("migration.env_rewrites_history", "only route.next may change"),
+    ("migration.env_returns_payload", "must be an envelope (an object with a 'payload' key)"),
+])
+def test_envelope_mode_bad_results_are_named(start_runtime, handler, words):
+    rt = start_runtime(handler, env=ENVELOPE_MODE)
+    with rt.client() as c:
+        out = c.invoke(envelope(1))
+    assert out[-1]["type"] == "error" and out[-1]["origin"] == "handler", out
+    assert out[-1]["error"]["type"] == "asya.EnvelopeError"
+    assert words in out[-1]["error"]["message"]
+    assert "envelope mode: result 0" in out[-1]["error"]["message"]
+
+
+def test_bad_handler_mode_stops_startup_naming_the_variable():
+    rt = RuntimeProcess("kinds.echo", env={"ASYA_HANDLER_MODE": "raw"})
+    try:
+        assert rt.wait() == 1
+        assert "ASYA_HANDLER_MODE: expected 'payload' or 'envelope', got 'raw'" in rt.stderr()
+    finally:
+        rt.stop()
+
+
+# -- legacy {actors, current} routes
+
+
+def legacy(payload, actors, current, id="legacy-1"):
+    return {"id": id, "route": {"actors": actors, "current": current}, "headers": {}, "payload": payload}
+
+
+def test_legacy_route_on_input_is_converted(start_runtime):
+    rt = start_runtime("kinds.echo")
+    with rt.client() as c:
+        out = c.invoke(legacy({"v": 1}, ["a", "b", "c"], 1))
+        assert out[-1] == {"type": "done", "frames": 1}, out
+        assert route(frames(out)[0]) == {"prev": ["a", "b"], "curr": "c", "next": []}
+        last = frames(c.invoke(legacy(2, ["a", "b"], 1)))[0]
+        assert route(last) == {"prev": ["a", "b"], "curr": "", "next": []}
+    assert rt.stderr().count("legacy route") == 1  # logged once
+
+
+def test_legacy_route_in_envelope_mode_reaches_the_handler_converted(start_runtime):
+    rt = start_runtime("migration.env_reroute", env=ENVELOPE_MODE)
+    with rt.client() as c:
+        f = frames(c.invoke(legacy(1, ["a", "b"], 0)))[0]
+    assert route(f) == {"prev": ["a"], "curr": "review", "next": ["b"]}
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"actors": "a,b", "current": 0}, "legacy 'route.actors' must be a list of strings"),
+    ({"actors": ["a"], "current": 5}, "legacy 'route.current' must be an integer from 0 to 1"),
+    ({"actors": ["a"], "current": "0"}, "legacy 'route.current' must be an integer"),
+])
+def test_bad_legacy_routes_are_named(echo_runtime, bad, words):
+    env = {"id": "x", "route": bad, "payload": 1}
+    with echo_runtime.client() as c:
+        out = c.invoke(env)
+    assert out[-1]["type"] == "error" and out[-1]["origin"] == "runtime"
+    assert out[-1]["error"]["type"] == "asya.EnvelopeError"
+    assert words in out[-1]["error"]["message"]
+
+
+# -- dataclass and pydantic results
+
+
+def test_dataclass_results_are_serialised(start_runtime):
+    rt = start_runtime("migration.returns_dataclass")
+    with rt.client() as c:
+        out = c.invoke(envelope(None))
+    assert frames(out)[0]["payload"] == {
+        "name": "tri", "points": [{"x": 0, "y": 0}, {"x": 1, "y": 0}, {"x": 0, "y": 1}],
+    }, out
+    rt = start_runtime("migration.yields_dataclass")
+    with rt.client() as c:
+        out = c.invoke(envelope(None))
+    assert [f["payload"] for f in frames(out)] == [{"x": 1, "y": 2}, {"nested": {"x": 3, "y": 4}}], out
+
+
+def test_serialising_a_dataclass_does_not_import_pydantic(start_runtime):
+    rt = start_runtime("migration.Probe.run")
+    with rt.client() as c:
+        assert frames(c.invoke(envelope(None)))[0]["payload"] == {"x": 5, "y": 6}
+        assert frames(c.invoke(envelope(None)))[0]["payload"] == {"pydantic_imported": False}
+
+
+def test_pydantic_results_are_serialised(start_runtime):
+    pytest.importorskip("pydantic")
+    rt = start_runtime("migration.returns_pydantic")
+    with rt.client() as c:
+        out = c.invoke(envelope(None))
+    assert frames(out)[0]["payload"] == {"item": {"name": "a", "at": "2026-01-02", "tags": ["x"]}}, out
+
+
+# -- ASYA_* variables this runtime does not read
+
+
+def test_unknown_and_upstream_variables_are_logged_once_as_ignored(start_runtime):
+    rt = start_runtime("kinds.echo", env={
+        "ASYA_ENABLE_VALIDATION": "false", "ASYA_SOCKET_PATH": "/var/run/asya/x.sock",
+        "ASYA_CHUNK_SIZE": "4096", "ASYA_HANDLR": "typo.run",
+    })
+    with rt.client() as c:
+        c.invoke(envelope(1))
+    rt.signal(signal.SIGTERM)
+    assert rt.wait() == 0
+    lines = [ln for ln in rt.stderr().splitlines() if "ignoring environment variables" in ln]
+    assert len(lines) == 1, rt.stderr()
+    for name in ("ASYA_ENABLE_VALIDATION (envelopes are always validated", "ASYA_SOCKET_PATH (set ASYA_SOCKET_DIR",
+                 "ASYA_CHUNK_SIZE (", "ASYA_HANDLR (not a variable of this runtime)"):
+        assert name in lines[0], lines[0]
+    assert "ASYA_HANDLER " not in lines[0] and "ASYA_SOCKET_DIR (" not in lines[0]
+
+
+def test_no_warning_when_only_known_variables_are_set(start_runtime):
+    rt = start_runtime("kinds.echo", env={"ASYA_LOG_LEVEL": "info", "ASYA_RUNTIME_CONCURRENCY": "1"})
+    rt.signal(signal.SIGTERM)
+    assert rt.wait() == 0
+    assert "ignoring environment variables" not in rt.stderr()
