@@ -179,3 +179,54 @@ def test_no_warning_when_only_known_variables_are_set(start_runtime):
     rt.signal(signal.SIGTERM)
     assert rt.wait() == 0
     assert "ignoring environment variables" not in rt.stderr()
+
+
+# -- routers mounted next to the runtime (/opt/asya/routers.py, as upstream's flow compiler emits)
+
+ROUTERS_PY = '''
+"""Like a flow compiler's generated router: decides the route, passes the payload on."""
+
+
+def start_review_flow(payload):
+    yield "SET", ".route.next", ["classify", "review"] if payload.get("risky") else ["classify"]
+    yield payload
+'''
+
+
+@pytest.mark.parametrize("safe_path", [False, True], ids=["default", "PYTHONSAFEPATH"])
+def test_router_mounted_next_to_the_runtime_is_importable(tmp_path, safe_path):
+    opt_asya = tmp_path / "opt" / "asya"
+    opt_asya.mkdir(parents=True)
+    shutil.copy(RUNTIME, opt_asya / "asya_runtime.py")
+    (opt_asya / "routers.py").write_text(ROUTERS_PY)
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    env = {"PYTHONSAFEPATH": "1"} if safe_path else {}
+    rt = RuntimeProcess("routers.start_review_flow", env=env, cwd=str(workdir), pythonpath="",
+                        runtime=str(opt_asya / "asya_runtime.py"))
+    try:
+        rt.wait_ready()
+        with rt.client() as c:
+            out = c.invoke(envelope({"risky": True}, curr="start-review-flow", nxt=["ignored"]))
+        assert out[-1] == {"type": "done", "frames": 1}, out
+        assert route(frames(out)[0]) == {"prev": ["start-review-flow"], "curr": "classify", "next": ["review"]}
+    finally:
+        rt.stop()
+
+
+def test_module_next_to_the_runtime_never_shadows_a_user_module_under_safe_path(tmp_path):
+    opt_asya = tmp_path / "opt" / "asya"
+    opt_asya.mkdir(parents=True)
+    shutil.copy(RUNTIME, opt_asya / "asya_runtime.py")
+    (opt_asya / "handler.py").write_text("def run(p):\n    return 'from /opt/asya'\n")
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    (workdir / "handler.py").write_text("def run(p):\n    return 'from the working dir'\n")
+    rt = RuntimeProcess("handler.run", env={"PYTHONSAFEPATH": "1"}, cwd=str(workdir), pythonpath="",
+                        runtime=str(opt_asya / "asya_runtime.py"))
+    try:
+        rt.wait_ready()
+        with rt.client() as c:
+            assert frames(c.invoke(envelope(None)))[0]["payload"] == "from the working dir"
+    finally:
+        rt.stop()
