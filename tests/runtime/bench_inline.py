@@ -31,14 +31,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
-def run_round(rt: RuntimeProcess, n: int) -> tuple[float, float]:
-    env = envelope({"text": "hello", "n": 1}, curr="a", nxt=("b",))
+def run_round(rt: RuntimeProcess, n: int, deadline_ms: int | None) -> tuple[float, float]:
+    req = {"op": "invoke", "envelope": envelope({"text": "hello", "n": 1}, curr="a", nxt=("b",))}
+    if deadline_ms is not None:
+        req["deadline_ms"] = deadline_ms
     with rt.client() as c:
+
+        def call():
+            c.send(req)
+            c.read_until_terminal()
+
         for _ in range(200):  # warm up
-            c.invoke(env)
+            call()
         cpu0, t0 = cpu_seconds(rt.proc.pid), time.perf_counter()
         for _ in range(n):
-            c.invoke(env)
+            call()
         wall, cpu = time.perf_counter() - t0, cpu_seconds(rt.proc.pid) - cpu0
     return wall / n * 1e6, cpu / n * 1e6
 
@@ -49,6 +56,8 @@ def main() -> int:
     ap.add_argument("--runtime", default=RUNTIME, help="runtime file under test (default: this tree's)")
     ap.add_argument("-n", type=int, default=20000, help="invocations per round")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--deadline-ms", type=int, default=None,
+                    help="send this deadline_ms with every invoke (the baseline ignores it)")
     args = ap.parse_args()
     subjects = {"baseline": args.baseline, "this tree": args.runtime}
     procs = {k: RuntimeProcess("kinds.echo", runtime=v).wait_ready() for k, v in subjects.items()}
@@ -56,13 +65,14 @@ def main() -> int:
     try:
         for _ in range(args.rounds):
             for name, rt in procs.items():
-                results[name].append(run_round(rt, args.n))
+                results[name].append(run_round(rt, args.n, args.deadline_ms))
     finally:
         for rt in procs.values():
             rt.stop()
     load = os.getloadavg()[0]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load:.2f}; "
-          f"{args.rounds} rounds x {args.n} invokes, sync echo handler, concurrency 1")
+          f"{args.rounds} rounds x {args.n} invokes, sync echo handler, concurrency 1, "
+          f"deadline_ms {args.deadline_ms}")
     print("| runtime | wall µs/call (median of rounds, min–max) | runtime CPU µs/call (median, min–max) |")
     print("|---|---|---|")
     med = {}
