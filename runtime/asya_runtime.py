@@ -53,6 +53,10 @@ EXIT_TIMEOUT = 124
 # How often the inline-mode watchdog looks for a running handler (a deadline it
 # has seen is then met to the millisecond); polled: signalling it per call costs more.
 _WATCH_TICK = 0.05
+# An invocation still unanswered this long after its deadline means the event
+# loop itself is blocked (its timer would have answered): e.g. an `async def`
+# handler that calls time.sleep().
+_LOOP_STUCK_AFTER = 1.0
 
 _HEADER = struct.Struct(">I")
 # Stream buffer size: big enough that a large frame is not read in many small pauses.
@@ -890,6 +894,7 @@ class Runtime:
         self.stop_requested_at: float | None = None
         self.exit_code: int | None = None  # set when a sync handler overran its deadline
         self._busy: _Invocation | None = None  # the invocation running inline right now
+        self._watched: set[_Invocation] = set()  # invocations with a deadline, not yet answered
         self._busy_lock = threading.Lock()
 
     # -- lifecycle
@@ -922,8 +927,7 @@ class Runtime:
             signal.signal(sig, self._signal_handler)
         self.accepting = True
         threading.Thread(target=self._accept_loop, name="asya-accept", daemon=True).start()
-        if self.inline:
-            threading.Thread(target=self._watchdog, name="asya-watchdog", daemon=True).start()
+        threading.Thread(target=self._watchdog, name="asya-watchdog", daemon=True).start()
         tmp = cfg.ready_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(json.dumps({"pid": os.getpid(), "handler": self.handler.spec, "boot": self.boot}) + "\n")
@@ -1074,10 +1078,10 @@ class Runtime:
         task = asyncio.current_task()
         self.conn_tasks.add(task)
         reader.on_eof = task.cancel
-        if self.inline:
-            # Every response is flushed before the next inline step, so the watchdog
-            # can write a Timeout error straight to the socket.
-            writer.transport.set_write_buffer_limits(high=0)
+        # Every write is flushed before the handler goes on, so while a handler
+        # runs its connection's buffer is empty and the watchdog can write a
+        # Timeout error straight to the socket.
+        writer.transport.set_write_buffer_limits(high=0)
         try:
             await self._serve_connection(reader, writer)
         except asyncio.CancelledError:
@@ -1198,8 +1202,12 @@ class Runtime:
                 raise _Stop() from exc
 
         task = asyncio.current_task()
-        timer = None if deadline is None else self.loop.call_at(deadline, self._expire, inv, task)
+        timer = None
+        if deadline is not None:
+            timer = self.loop.call_at(deadline, self._expire, inv, task)
+            self._watched.add(inv)
         started = time.monotonic()
+        answer = None
         try:
             async with self.sem:
                 if deadline is not None and time.monotonic() >= deadline:
@@ -1224,11 +1232,15 @@ class Runtime:
                 env_id, self.handler.spec, info["type"], _one_line(info["message"]),
             )
             LOG.debug("envelope %s traceback:\n%s", env_id, info["traceback"])
-            await self._send(writer, {"type": "error", "origin": "handler", "error": info})
-            return
+            answer = {"type": "error", "origin": "handler", "error": info}
         finally:
             if timer is not None:
                 timer.cancel()
+                with self._busy_lock:  # blocks for good if the watchdog is answering
+                    self._watched.discard(inv)
+        if answer is not None:
+            await self._send(writer, answer)
+            return
         if inv.expired:
             await self._timed_out(inv)
             return
@@ -1256,6 +1268,10 @@ class Runtime:
 
     def _fatal_timeout(self) -> None:
         if self.exit_code is None:
+            LOG.error(
+                "exiting with code %d once the other %d invocation(s) in flight end (grace %.1fs)",
+                EXIT_TIMEOUT, max(0, self.inflight - 1), self.config.shutdown_grace,
+            )
             self.exit_code = EXIT_TIMEOUT
             try:
                 os.unlink(self.config.ready_path)
@@ -1273,47 +1289,58 @@ class Runtime:
                 self._busy = None
 
     def _watchdog(self) -> None:
+        """Polls for handlers that cannot be stopped from the event loop: a sync
+        handler running inline, or a handler that blocks the loop itself."""
         grace = self.config.shutdown_grace
         pause = _WATCH_TICK
         while True:
             time.sleep(pause)
             pause = _WATCH_TICK
-            inv = self._busy
-            if inv is None:
-                continue
             now = time.monotonic()
-            if inv.deadline is not None and now >= inv.deadline:
-                self._inline_overrun(inv, now, timeout=True)
-            elif self.stop_requested_at is not None and now >= self.stop_requested_at + grace:
-                self._inline_overrun(inv, now, timeout=False)
-            elif inv.deadline is not None:
-                pause = max(0.001, min(_WATCH_TICK, inv.deadline - now))
+            inv = self._busy
+            if inv is not None:
+                if inv.deadline is not None and now >= inv.deadline:
+                    self._overrun(inv, now, "inline")
+                elif self.stop_requested_at is not None and now >= self.stop_requested_at + grace:
+                    self._overrun(inv, now, "grace")
+                elif inv.deadline is not None:
+                    pause = max(0.001, min(_WATCH_TICK, inv.deadline - now))
+            for inv in list(self._watched):
+                if now >= inv.deadline + _LOOP_STUCK_AFTER:
+                    self._overrun(inv, now, "loop")
 
-    def _inline_overrun(self, inv: _Invocation, now: float, timeout: bool) -> None:
-        """Answer for a handler stuck on the main thread and end the process."""
-        self._busy_lock.acquire()  # never released: the main thread must not answer too
-        if self._busy is not inv:
+    def _overrun(self, inv: _Invocation, now: float, why: str) -> None:
+        """Answer for a handler the event loop cannot stop, and end the process."""
+        self._busy_lock.acquire()  # never released: the loop must not answer too
+        if not (self._busy is inv if why != "loop" else inv in self._watched):
             self._busy_lock.release()
             return
-        if timeout:
-            exc = Timeout(
-                f"handler {self.handler.spec} still running {int((now - inv.deadline) * 1000)} ms past "
-                f"the deadline of {inv.deadline_ms} ms; a sync handler cannot be interrupted, so the "
-                f"runtime exits (code {EXIT_TIMEOUT}) and is restarted"
-            )
-            self._cleanup()  # runtime-ready goes before the answer: the sidecar may look at once
-            sock = inv.writer.get_extra_info("socket")
-            if sock is not None:
-                _write_all(sock.fileno(), encode({"type": "error", "origin": "runtime", "error": error_info(exc)}), 1.0)
-            LOG.error("envelope %s: %s", inv.env_id, exc)
-            code = EXIT_TIMEOUT
-        else:
+        self._cleanup()  # runtime-ready goes before the answer: the sidecar may look at once
+        if why == "grace":
             LOG.error(
                 "shutdown grace %.1fs expired while envelope %s was running; exiting",
                 self.config.shutdown_grace, inv.env_id,
             )
             code = 1
-        self._cleanup()
+        else:
+            late = int((now - inv.deadline) * 1000)
+            if why == "inline":
+                what = "still running"
+                cannot = "a sync handler cannot be interrupted"
+            else:
+                what = "blocked the event loop"
+                cannot = "a handler that blocks the event loop cannot be cancelled"
+            exc = Timeout(
+                f"handler {self.handler.spec} {what} {late} ms past the deadline of {inv.deadline_ms} ms; "
+                f"{cannot}, so the runtime exits (code {EXIT_TIMEOUT}) and is restarted"
+            )
+            transport = inv.writer.transport
+            sock = inv.writer.get_extra_info("socket")
+            # Written only on a quiet connection: bytes still buffered would interleave.
+            if sock is not None and transport.get_write_buffer_size() == 0:
+                _write_all(sock.fileno(), encode({"type": "error", "origin": "runtime", "error": error_info(exc)}), 1.0)
+            LOG.error("envelope %s: %s", inv.env_id, exc)
+            code = EXIT_TIMEOUT
         for h in logging.getLogger().handlers:
             h.flush()
         os._exit(code)

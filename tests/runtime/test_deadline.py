@@ -107,3 +107,16 @@ def test_bad_deadline_ms_is_a_protocol_error_naming_the_field(start_runtime):
             assert out[0]["error"]["type"] == "asya.ProtocolError"
             assert "'deadline_ms' must be a non-negative integer" in out[0]["error"]["message"]
         assert frames(c.invoke(envelope(7)))[0]["payload"] == 7
+
+
+def test_async_handler_blocking_the_loop_past_its_deadline_exits_124(start_runtime):
+    rt = start_runtime("inline.async_blocks_loop", env={"ASYA_RUNTIME_CONCURRENCY": "4"})
+    with rt.client() as c:
+        start = time.monotonic()
+        out = invoke_with_deadline(c, envelope({"sleep": 60}, id="blocker"), 300)
+        answered = time.monotonic() - start
+    assert_timeout_error(out, exiting=True)
+    assert "blocked the event loop" in out[0]["error"]["message"]
+    assert answered < 5, answered
+    assert wait_exit(rt) == 124
+    assert not os.path.exists(rt.ready_path)

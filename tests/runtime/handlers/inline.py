@@ -40,3 +40,9 @@ def gen_sleeps(payload):
     yield {"first": True}
     time.sleep(payload["sleep"])
     yield {"second": True}
+
+
+async def async_blocks_loop(payload):
+    """An async handler that never awaits: the event loop cannot cancel it."""
+    time.sleep(payload["sleep"])
+    return {"slept": payload["sleep"]}
