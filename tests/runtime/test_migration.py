@@ -1,8 +1,6 @@
 """What upstream Asya's users already run: envelope mode, legacy routes, dataclass and
 pydantic results, upstream variables, routers mounted next to the runtime."""
 
-import json
-import os
 import shutil
 import signal
 
