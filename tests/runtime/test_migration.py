@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from client import RUNTIME, RuntimeProcess, envelope, frames
+from client import RUNTIME, RuntimeProcess, envelope, frames, runtime_python_can
 
 ENVELOPE_MODE = {"ASYA_HANDLER_MODE": "envelope"}
 
@@ -145,7 +145,8 @@ def test_serialising_a_dataclass_does_not_import_pydantic(start_runtime):
 
 
 def test_pydantic_results_are_serialised(start_runtime):
-    pytest.importorskip("pydantic")
+    if not runtime_python_can("import pydantic"):
+        pytest.skip("pydantic is not installed for the runtime's interpreter")
     rt = start_runtime("migration.returns_pydantic")
     with rt.client() as c:
         out = c.invoke(envelope(None))
@@ -213,6 +214,8 @@ def test_router_mounted_next_to_the_runtime_is_importable(tmp_path, safe_path):
 
 
 def test_module_next_to_the_runtime_never_shadows_a_user_module_under_safe_path(tmp_path):
+    if not runtime_python_can("import sys; assert sys.version_info >= (3, 11)"):
+        pytest.skip("PYTHONSAFEPATH needs Python >= 3.11")
     opt_asya = tmp_path / "opt" / "asya"
     opt_asya.mkdir(parents=True)
     shutil.copy(RUNTIME, opt_asya / "asya_runtime.py")
