@@ -50,7 +50,7 @@ PROBE_TIMEOUT = 2.0
 # Exit status after a sync handler overran its deadline (the value coreutils'
 # `timeout` uses): Kubernetes restarts the container, the sidecar sees a new boot id.
 EXIT_TIMEOUT = 124
-# How often the inline-mode watchdog looks for a running handler (a deadline it
+# How often the watchdog looks for a handler to watch (a deadline it
 # has seen is then met to the millisecond); polled: signalling it per call costs more.
 _WATCH_TICK = 0.05
 # An invocation still unanswered this long after its deadline means the event
