@@ -231,3 +231,35 @@ def test_module_next_to_the_runtime_never_shadows_a_user_module_under_safe_path(
             assert frames(c.invoke(envelope(None)))[0]["payload"] == "from the working dir"
     finally:
         rt.stop()
+
+
+PYDANTIC_V1_STUB = '''
+"""Stands in for pydantic 1.x: models have .json(), no .model_dump()."""
+import json
+
+
+class BaseModel:
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def json(self):
+        return json.dumps(self.__dict__)
+'''
+
+
+def test_pydantic_v1_style_models_are_serialised(tmp_path):
+    stub = tmp_path / "stub"
+    stub.mkdir()
+    (stub / "pydantic.py").write_text(PYDANTIC_V1_STUB)
+    (stub / "v1_handler.py").write_text(
+        "import pydantic\n\n\nclass Item(pydantic.BaseModel):\n    pass\n\n\n"
+        "def run(payload):\n    return [Item(name='a', n=1)]\n"
+    )
+    rt = RuntimeProcess("v1_handler.run", pythonpath=str(stub))
+    try:
+        rt.wait_ready()
+        with rt.client() as c:
+            out = c.invoke(envelope(None))
+        assert frames(out)[0]["payload"] == [{"name": "a", "n": 1}], out
+    finally:
+        rt.stop()
