@@ -6,10 +6,12 @@ as ``python3 /opt/asya/asya_runtime.py``; ``--probe`` turns it into a shell-free
 readiness/liveness check. The wire protocol is ``docs/runtime-protocol.md``; the
 environment variables and handler kinds are in ``docs/runtime.md``.
 
-Design in brief: one persistent asyncio event loop serves every connection.
-``async def`` handlers run on that loop (at most ``ASYA_RUNTIME_CONCURRENCY`` at
-once); synchronous handlers and synchronous generators run in a thread pool of
-the same size, so a slow sync handler never stops the loop from answering pings.
+Design in brief: a thread accepts connections and answers pings on them until
+their first other request; then the connection joins one persistent asyncio
+event loop. ``async def`` handlers run on that loop (at most
+``ASYA_RUNTIME_CONCURRENCY`` at once). Synchronous handlers run inline on the
+main thread when the concurrency is 1 (no thread hop; ``signal`` works), else in
+a thread pool of that size. A watchdog enforces the sidecar's ``deadline_ms``.
 """
 
 from __future__ import annotations
@@ -18,16 +20,20 @@ import asyncio
 import concurrent.futures
 import concurrent.futures.thread
 import copy
+import dataclasses
 import importlib
 import inspect
 import json
 import logging
 import os
 import re
+import secrets
+import select
 import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 
@@ -41,6 +47,16 @@ READY_FILE = "runtime-ready"
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 DEFAULT_SHUTDOWN_GRACE = 25.0
 PROBE_TIMEOUT = 2.0
+# Exit status after a sync handler overran its deadline (the value coreutils'
+# `timeout` uses): Kubernetes restarts the container, the sidecar sees a new boot id.
+EXIT_TIMEOUT = 124
+# How often the watchdog looks for a handler to watch (a deadline it
+# has seen is then met to the millisecond); polled: signalling it per call costs more.
+_WATCH_TICK = 0.05
+# An invocation still unanswered this long after its deadline means the event
+# loop itself is blocked (its timer would have answered): e.g. an `async def`
+# handler that calls time.sleep().
+_LOOP_STUCK_AFTER = 1.0
 
 _HEADER = struct.Struct(">I")
 # Stream buffer size: big enough that a large frame is not read in many small pauses.
@@ -85,6 +101,12 @@ class AbiError(AsyaError, RuntimeError):
 
 class SerializationError(AsyaError, TypeError):
     """A handler produced a value that is not JSON (origin: handler)."""
+
+    __module__ = "asya"
+
+
+class Timeout(AsyaError, TimeoutError):
+    """The handler ran past the request's ``deadline_ms`` (origin: runtime)."""
 
     __module__ = "asya"
 
@@ -185,6 +207,11 @@ class Config:
             raise ConfigError(f"ASYA_SOCKET_CHMOD: not an octal mode: {chmod!r}") from None
         self.log_level = env.get("ASYA_LOG_LEVEL", "info")
         self.log_format = env.get("ASYA_LOG_FORMAT", "text")
+        mode = env.get("ASYA_HANDLER_MODE", "").strip().lower() or "payload"
+        if mode not in ("payload", "envelope"):
+            raise ConfigError(f"ASYA_HANDLER_MODE: expected 'payload' or 'envelope', got {mode!r}")
+        self.handler_mode = mode
+        self.ignored = ignored_variables(env)
 
     @staticmethod
     def _int(env, name: str, default: int, minimum: int) -> int:
@@ -206,6 +233,32 @@ class Config:
     @property
     def ready_path(self) -> str:
         return os.path.join(self.socket_dir, READY_FILE)
+
+
+# Every ASYA_* variable this runtime reads.
+KNOWN_VARIABLES = frozenset({
+    "ASYA_HANDLER", "ASYA_HANDLER_MODE", "ASYA_SOCKET_DIR", "ASYA_SOCKET_NAME", "ASYA_SOCKET_CHMOD",
+    "ASYA_RUNTIME_CONCURRENCY", "ASYA_SHUTDOWN_GRACE", "ASYA_MAX_FRAME_BYTES", "ASYA_LOG_LEVEL",
+    "ASYA_LOG_FORMAT",
+})
+# Upstream's runtime variables that have no effect here, and why.
+UPSTREAM_VARIABLES = {
+    "ASYA_ENABLE_VALIDATION": "envelopes are always validated (shape only, any route state is accepted)",
+    "ASYA_SOCKET_PATH": "set ASYA_SOCKET_DIR and ASYA_SOCKET_NAME instead",
+    "ASYA_CHUNK_SIZE": "responses are length-prefixed frames, not chunked",
+    "ASYA_STATE_PROXY_MOUNTS": "the state proxy is not implemented",
+    "ASYA_MSG_ROOT": "the /proc/asya/msg files were replaced by the ABI (yield GET/SET/DEL/FLY)",
+    "ASYA_PYTHONEXECUTABLE": "the interpreter is the container's command (spec.pythonExecutable)",
+}
+
+
+def ignored_variables(env) -> list[str]:
+    """One description per ASYA_* variable set in ``env`` that this runtime does not read."""
+    out = []
+    for name in sorted(k for k in env if k.startswith("ASYA_") and k not in KNOWN_VARIABLES):
+        why = UPSTREAM_VARIABLES.get(name, "not a variable of this runtime")
+        out.append(f"{name} ({why})")
+    return out
 
 
 class _JsonLogFormatter(logging.Formatter):
@@ -383,10 +436,50 @@ def load_handler(spec: str) -> Handler:
 # --------------------------------------------------------------------------- envelope + ABI
 
 
+def legacy_route(route: dict, where: str = "route") -> dict:
+    """``{actors, current}`` (upstream before 2026) as ``{prev, curr, next}``.
+
+    ``actors[current]`` is the actor handling the envelope; ``current ==
+    len(actors)`` means the route is exhausted (``curr`` is ``""``).
+    """
+    actors, current = route.get("actors"), route.get("current", 0)
+    if not isinstance(actors, list) or not all(isinstance(a, str) for a in actors):
+        raise EnvelopeError(f"invalid envelope: legacy '{where}.actors' must be a list of strings, got {_json_type(actors)}")
+    if not isinstance(current, int) or isinstance(current, bool) or not 0 <= current <= len(actors):
+        raise EnvelopeError(
+            f"invalid envelope: legacy '{where}.current' must be an integer from 0 to {len(actors)} "
+            f"(an index into {where}.actors), got {current!r}"
+        )
+    return {
+        "prev": actors[:current],
+        "curr": actors[current] if current < len(actors) else "",
+        "next": actors[current + 1:],
+    }
+
+
+def is_legacy_route(route) -> bool:
+    return isinstance(route, dict) and "actors" in route and not any(k in route for k in ("prev", "curr", "next"))
+
+
+_legacy_logged = False
+
+
 def validate_envelope(env) -> None:
-    """Raise EnvelopeError unless ``env`` has the shape in docs/runtime-protocol.md."""
+    """Raise EnvelopeError unless ``env`` has the shape in docs/runtime-protocol.md.
+
+    A legacy ``{actors, current}`` route is converted in place first.
+    """
+    global _legacy_logged
     if not isinstance(env, dict):
         raise EnvelopeError(f"envelope must be a JSON object, got {_json_type(env)}")
+    if is_legacy_route(env.get("route")):
+        env["route"] = legacy_route(env["route"])
+        if not _legacy_logged:
+            _legacy_logged = True
+            LOG.warning(
+                "envelope %s has a legacy route {actors, current}; converted to {prev, curr, next} "
+                "(logged once; later ones are converted silently)", env.get("id"),
+            )
     problems = []
     if "id" not in env:
         problems.append("missing 'id'")
@@ -505,6 +598,49 @@ class AbiState:
             out["status"] = self.data["status"]
         return out
 
+    def envelope_frame(self, env, n: int) -> dict:
+        """The frame for an envelope returned in envelope mode (ASYA_HANDLER_MODE=envelope).
+
+        Its payload, headers, status and ``route.next`` are taken; missing keys
+        keep the current values; ``route.prev``/``route.curr`` must be unchanged
+        (history is not rewritten); ``id``/``parent_id`` are the sidecar's.
+        """
+        where = f"envelope mode: result {n}"
+        if not isinstance(env, dict) or "payload" not in env:
+            got = "an object without 'payload'" if isinstance(env, dict) else _json_type(env)
+            raise EnvelopeError(f"{where} must be an envelope (an object with a 'payload' key), got {got}")
+        route = self.data["route"]
+        nxt = route["next"]
+        if env.get("route") is not None:
+            r = env["route"]
+            if is_legacy_route(r):
+                r = legacy_route(r, f"result {n} route")
+            if not isinstance(r, dict):
+                raise EnvelopeError(f"{where}: 'route' must be an object, got {_json_type(r)}")
+            if r.get("prev", route["prev"]) != route["prev"] or r.get("curr", route["curr"]) != route["curr"]:
+                raise EnvelopeError(
+                    f"{where}: route.prev/route.curr were changed to {r.get('prev')!r}/{r.get('curr')!r} "
+                    f"(received {route['prev']!r}/{route['curr']!r}); only route.next may change"
+                )
+            nxt = r.get("next", nxt)
+            if not isinstance(nxt, list) or not all(isinstance(a, str) for a in nxt):
+                raise EnvelopeError(f"{where}: 'route.next' must be a list of strings")
+        headers = env.get("headers")
+        headers = self.data["headers"] if headers is None else headers
+        if not isinstance(headers, dict):
+            raise EnvelopeError(f"{where}: 'headers' must be an object, got {_json_type(headers)}")
+        out = {
+            "payload": env["payload"],
+            "route": {"prev": list(route["prev"]) + [route["curr"]], "curr": nxt[0] if nxt else "", "next": list(nxt[1:])},
+            "headers": headers,
+        }
+        status = env["status"] if env.get("status") is not None else self.data.get("status")
+        if status is not None:
+            if not isinstance(status, dict):
+                raise EnvelopeError(f"{where}: 'status' must be an object, got {_json_type(status)}")
+            out["status"] = status
+        return out
+
     # -- commands
     def command(self, cmd: tuple):
         verb = cmd[0].upper() if isinstance(cmd[0], str) else cmd[0]
@@ -613,12 +749,30 @@ def _is_command(value) -> bool:
 # --------------------------------------------------------------------------- wire
 
 
+def _jsonable(obj):
+    """``default`` hook of the encoder: dataclass instances and pydantic models
+    become plain JSON; anything else is still an error."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    # Only a handler that imported pydantic can return its models: never import it here.
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(obj, getattr(pydantic, "BaseModel", ())):
+        if hasattr(obj, "model_dump"):
+            return obj.model_dump(mode="json")  # pydantic 2
+        return json.loads(obj.json())  # pydantic 1
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_jsonable)
+_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_jsonable)
+
+
 def encode(obj) -> bytes:
     """One frame: 4-byte big-endian length + UTF-8 JSON (strict: no NaN/Infinity)."""
     try:
-        body = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        body = _ENCODER.encode(obj).encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: escape them
-        body = json.dumps(obj, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+        body = _ASCII_ENCODER.encode(obj).encode("ascii")
     return _HEADER.pack(len(body)) + body
 
 
@@ -649,22 +803,99 @@ class _Stop(Exception):
 
 # --------------------------------------------------------------------------- server
 
+_PING_MAX = 1024  # a first request longer than this is not a ping: hand it to the loop
+_PONG = encode({"type": "pong"})
+
+
+def _is_ping(body: bytes) -> bool:
+    if body == b'{"op":"ping"}':
+        return True
+    try:
+        req = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(req, dict) and req.get("op") == "ping" and len(req) == 1
+
+
+def _recv_blocking(conn: socket.socket, n: int, eof_ok: bool = False):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            if eof_ok and not buf:
+                return None
+            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def _write_all(fd: int, data: bytes, timeout: float) -> bool:
+    """Write ``data`` to a (non-blocking) socket fd from outside the event loop."""
+    end = time.monotonic() + timeout
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            select.select([], [fd], [], left)
+        except OSError:
+            return False
+    return True
+
+
+class _Invocation:
+    """One invoke in progress, as the deadline machinery sees it."""
+
+    __slots__ = ("env_id", "deadline", "deadline_ms", "writer", "expired", "in_thread")
+
+    def __init__(self, env_id: str, deadline: float | None, deadline_ms: int | None, writer):
+        self.env_id = env_id
+        self.deadline = deadline  # time.monotonic() value, or None
+        self.deadline_ms = deadline_ms
+        self.writer = writer
+        self.expired = False
+        self.in_thread = False  # a sync handler runs in the pool and cannot be stopped
+
+
+def _uncancel(task) -> None:
+    uncancel = getattr(task, "uncancel", None)  # Python >= 3.11
+    if uncancel is not None:
+        uncancel()
+
 
 class Runtime:
     def __init__(self, config: Config, handler: Handler):
         self.config = config
         self.handler = handler
+        self.envelope_mode = config.handler_mode == "envelope"
+        # With one invocation at a time a sync handler is called right on the main
+        # thread (which runs the loop): no hop to a worker thread per message, and
+        # `signal` works in the handler. A watchdog thread enforces deadlines then.
+        self.inline = config.concurrency == 1 and not handler.kind.startswith("async")
+        self.boot = secrets.token_hex(16)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=config.concurrency, thread_name_prefix="asya-handler"
-        )
+        self.pool = None
+        if not self.inline:
+            self.pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=config.concurrency, thread_name_prefix="asya-handler"
+            )
         self.sem: asyncio.Semaphore | None = None
-        self.server: asyncio.AbstractServer | None = None
+        self.listener: socket.socket | None = None
+        self.accepting = False
         self.inflight = 0
         self.idle: asyncio.Event | None = None
         self.stopping: asyncio.Event | None = None
         self.conn_tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task] = set()
         self.signals = 0
+        self.stop_requested_at: float | None = None
+        self.exit_code: int | None = None  # set when a sync handler overran its deadline
+        self._busy: _Invocation | None = None  # the invocation running inline right now
+        self._watched: set[_Invocation] = set()  # invocations with a deadline, not yet answered
+        self._busy_lock = threading.Lock()
 
     # -- lifecycle
     async def serve(self) -> int:
@@ -680,51 +911,86 @@ class Runtime:
                 os.unlink(stale)
             except FileNotFoundError:
                 pass
-
-        def protocol():
-            return asyncio.StreamReaderProtocol(_Reader(limit=_READ_LIMIT), self._on_connection)
-
-        self.server = await self.loop.create_unix_server(protocol, path=cfg.socket_path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(cfg.socket_path)
+            listener.listen(128)
+        except OSError:
+            listener.close()
+            raise
+        self.listener = listener
         if cfg.socket_chmod is not None:
             os.chmod(cfg.socket_path, cfg.socket_chmod)
+        # Python-level handlers run even while a sync handler runs inline on the
+        # main thread, so a second signal and the grace period still work then.
         for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, self._on_signal, sig)
+            signal.signal(sig, self._signal_handler)
+        self.accepting = True
+        threading.Thread(target=self._accept_loop, name="asya-accept", daemon=True).start()
+        threading.Thread(target=self._watchdog, name="asya-watchdog", daemon=True).start()
         tmp = cfg.ready_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps({"pid": os.getpid(), "handler": self.handler.spec}) + "\n")
+            fh.write(json.dumps({"pid": os.getpid(), "handler": self.handler.spec, "boot": self.boot}) + "\n")
         os.replace(tmp, cfg.ready_path)
         LOG.info(
-            "serving %s handler %s on %s (concurrency %d)",
+            "serving %s handler %s on %s (concurrency %d, %s, %s mode, boot %s)",
             self.handler.kind, self.handler.spec, cfg.socket_path, cfg.concurrency,
+            "sync calls inline on the main thread" if self.inline else "sync calls in a thread pool",
+            cfg.handler_mode, self.boot,
         )
         try:
             await self.stopping.wait()
-            return await self._drain()
+            code = await self._drain()
+            return self.exit_code if self.exit_code is not None else code
         finally:
             self._cleanup()
 
-    def _on_signal(self, sig: int) -> None:
+    def _signal_handler(self, sig: int, frame) -> None:
         self.signals += 1
         if self.signals == 1:
-            LOG.info(
-                "%s received: not accepting new connections; %d invocation(s) in flight, grace %.1fs",
-                signal.Signals(sig).name, self.inflight, self.config.shutdown_grace,
-            )
-            self.stopping.set()
+            self.stop_requested_at = time.monotonic()
+            # Done here, not on the loop: the loop may be busy with an inline handler.
+            self._stop_accepting()
+            try:
+                os.unlink(self.config.ready_path)
+            except OSError:
+                pass
+            try:
+                self.loop.call_soon_threadsafe(self._on_signal, sig)
+            except RuntimeError:  # the loop has already finished: the process is exiting
+                pass
         else:
-            LOG.warning("second %s: exiting now", signal.Signals(sig).name)
+            # May run in the middle of a handler or of logging: no locks here.
+            os.write(2, f"asya-runtime: second {signal.Signals(sig).name}: exiting now\n".encode())
             self._cleanup()
             os._exit(1)
 
+    def _on_signal(self, sig: int) -> None:
+        LOG.info(
+            "%s received: not accepting new connections; %d invocation(s) in flight, grace %.1fs",
+            signal.Signals(sig).name, self.inflight, self.config.shutdown_grace,
+        )
+        self.stopping.set()
+
+    def _stop_accepting(self) -> None:
+        self.accepting = False
+        if self.listener is not None:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread; connects are refused
+            except OSError:
+                pass
+
     async def _drain(self) -> int:
-        self.server.close()
+        self._stop_accepting()
         try:
             os.unlink(self.config.ready_path)
         except FileNotFoundError:
             pass
+        started = self.stop_requested_at if self.stop_requested_at is not None else time.monotonic()
+        left = max(0.0, self.config.shutdown_grace - (time.monotonic() - started))
         code = 0
         try:
-            await asyncio.wait_for(self.idle.wait(), timeout=self.config.shutdown_grace)
+            await asyncio.wait_for(self.idle.wait(), timeout=left)
             LOG.info("all in-flight invocations finished; exiting")
         except asyncio.TimeoutError:
             LOG.error("shutdown grace %.1fs expired with %d invocation(s) in flight", self.config.shutdown_grace, self.inflight)
@@ -744,11 +1010,78 @@ class Runtime:
             except OSError as exc:
                 LOG.warning("cannot remove %s: %s", path, exc)
 
+    # -- accepting: a thread, so probes are answered even while a handler runs inline
+    def _accept_loop(self) -> None:
+        listener = self.listener
+        while self.accepting:
+            try:
+                conn, _ = listener.accept()
+            except OSError as exc:
+                if not self.accepting:
+                    break
+                LOG.warning("accepting a connection failed: %s", exc)
+                time.sleep(0.05)  # e.g. out of file descriptors: do not spin
+                continue
+            if not self.accepting:
+                conn.close()
+                break
+            threading.Thread(target=self._first_requests, args=(conn,), name="asya-conn", daemon=True).start()
+        listener.close()
+
+    def _first_requests(self, conn: socket.socket) -> None:
+        """Answer pings on a new connection here; hand it to the event loop with
+        its first other request (the bytes already read go along)."""
+        try:
+            while True:
+                header = _recv_blocking(conn, 4, eof_ok=True)
+                if header is None:
+                    conn.close()
+                    return
+                (length,) = _HEADER.unpack(header)
+                if length > _PING_MAX:
+                    prefix = header
+                    break
+                body = _recv_blocking(conn, length)
+                if _is_ping(body):
+                    conn.sendall(_PONG)
+                    continue
+                prefix = header + body
+                break
+        except OSError:
+            conn.close()
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._adopt, conn, prefix)
+        except RuntimeError:  # the loop has closed: the runtime is exiting
+            conn.close()
+
+    def _adopt(self, conn: socket.socket, prefix: bytes) -> None:
+        if self.exit_code is not None:
+            conn.close()  # closed before any response: the request was not processed
+            return
+        reader = _Reader(limit=_READ_LIMIT)
+        reader.feed_data(prefix)
+        protocol = asyncio.StreamReaderProtocol(reader, self._on_connection)
+        task = self.loop.create_task(self._attach(conn, protocol))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _attach(self, conn: socket.socket, protocol) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: protocol, sock=conn)
+        except OSError as exc:
+            LOG.debug("client went away before its connection was set up: %s", exc)
+            conn.close()
+
     # -- connections
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self.conn_tasks.add(task)
         reader.on_eof = task.cancel
+        # Every write is flushed before the handler goes on, so while a handler
+        # runs its connection's buffer is empty and the watchdog can write a
+        # Timeout error straight to the socket.
+        writer.transport.set_write_buffer_limits(high=0)
         try:
             await self._serve_connection(reader, writer)
         except asyncio.CancelledError:
@@ -769,6 +1102,8 @@ class Runtime:
                 header = await reader.readexactly(4)
             except asyncio.IncompleteReadError:
                 return  # clean close between requests
+            if self.exit_code is not None:
+                return  # exiting after a timeout: close without a response (= not processed)
             (length,) = _HEADER.unpack(header)
             if length > max_bytes:
                 LOG.error("refusing a %d-byte request frame (ASYA_MAX_FRAME_BYTES=%d); closing the connection", length, max_bytes)
@@ -776,9 +1111,10 @@ class Runtime:
                 await self._send(writer, {"type": "error", "origin": "runtime", "error": error_info(exc)})
                 return
             body = await reader.readexactly(length)
+            received = time.monotonic()
             self._begin()
             try:
-                await self._handle_request(body, writer)
+                await self._handle_request(body, writer, received)
             finally:
                 self._end()
 
@@ -796,39 +1132,49 @@ class Runtime:
         writer.write(encode(obj))
         await writer.drain()
 
-    async def _handle_request(self, body: bytes, writer) -> None:
+    async def _runtime_error(self, writer, exc: BaseException) -> None:
+        await self._send(writer, {"type": "error", "origin": "runtime", "error": error_info(exc)})
+
+    async def _handle_request(self, body: bytes, writer, received: float) -> None:
         try:
             req = json.loads(body)
         except ValueError as exc:
-            err = ProtocolError(f"request is not valid UTF-8 JSON: {exc}")
-            await self._send(writer, {"type": "error", "origin": "runtime", "error": error_info(err)})
+            await self._runtime_error(writer, ProtocolError(f"request is not valid UTF-8 JSON: {exc}"))
             return
         op = req.get("op") if isinstance(req, dict) else None
         if op == "ping":
             await self._send(writer, {"type": "pong"})
         elif op == "invoke":
-            await self._invoke(req.get("envelope"), writer)
+            ms = req.get("deadline_ms")
+            if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 0):
+                await self._runtime_error(writer, ProtocolError(
+                    f"'deadline_ms' must be a non-negative integer (milliseconds), got {json.dumps(ms)}"
+                ))
+                return
+            deadline = None if ms is None else received + ms / 1000
+            await self._invoke(req.get("envelope"), writer, deadline, ms)
         else:
             what = f"unknown op {op!r}" if isinstance(req, dict) else f"request must be a JSON object, got {_json_type(req)}"
-            err = ProtocolError(f"{what} (expected 'invoke' or 'ping')")
-            await self._send(writer, {"type": "error", "origin": "runtime", "error": error_info(err)})
+            await self._runtime_error(writer, ProtocolError(f"{what} (expected 'invoke' or 'ping')"))
 
     # -- invocation
-    async def _invoke(self, env, writer) -> None:
+    async def _invoke(self, env, writer, deadline: float | None, deadline_ms: int | None) -> None:
         try:
             validate_envelope(env)
         except EnvelopeError as exc:
             LOG.error("rejecting invoke: %s", exc)
-            await self._send(writer, {"type": "error", "origin": "runtime", "error": error_info(exc)})
+            await self._runtime_error(writer, exc)
             return
         state = AbiState(env)
         env_id = env["id"]
+        inv = _Invocation(env_id, deadline, deadline_ms, writer)
         frames = 0
 
-        async def emit(payload) -> None:
+        async def emit(value) -> None:
             nonlocal frames
+            frame = state.envelope_frame(value, frames) if self.envelope_mode else state.frame(value)
             try:
-                data = encode({"type": "frame", "frame": state.frame(payload)})
+                data = encode({"type": "frame", "frame": frame})
             except (TypeError, ValueError) as exc:
                 raise SerializationError(
                     f"frame {frames}: handler result is not JSON-serialisable: {exc}"
@@ -855,46 +1201,173 @@ class Runtime:
             except ConnectionError as exc:
                 raise _Stop() from exc
 
+        task = asyncio.current_task()
+        timer = None
+        if deadline is not None:
+            timer = self.loop.call_at(deadline, self._expire, inv, task)
+            self._watched.add(inv)
         started = time.monotonic()
-        async with self.sem:
-            try:
-                await self._run_handler(env["payload"], state, emit, fly)
-            except _Stop:
-                LOG.warning("envelope %s: client disconnected before the result was delivered", env_id)
-                raise
-            except asyncio.CancelledError:
+        answer = None
+        try:
+            async with self.sem:
+                if deadline is not None and time.monotonic() >= deadline:
+                    inv.expired = True  # never started: nothing to interrupt
+                else:
+                    await self._run_handler(env if self.envelope_mode else env["payload"], state, emit, fly, inv)
+        except _Stop:
+            LOG.warning("envelope %s: client disconnected before the result was delivered", env_id)
+            raise
+        except asyncio.CancelledError:
+            if not inv.expired:
                 LOG.warning(
                     "envelope %s: invocation cancelled (client disconnected or shutdown grace expired)%s",
-                    env_id, "" if self.handler.kind.startswith("async") else "; the sync handler's thread runs on",
+                    env_id, "; the sync handler's thread runs on" if inv.in_thread else "",
                 )
                 raise
-            except (Exception, SystemExit) as exc:  # noqa: BLE001 - handler errors are data
-                info = error_info(exc, user_frames_only=True)
-                LOG.error(
-                    "envelope %s: handler %s raised %s: %s",
-                    env_id, self.handler.spec, info["type"], _one_line(info["message"]),
-                )
-                LOG.debug("envelope %s traceback:\n%s", env_id, info["traceback"])
-                await self._send(writer, {"type": "error", "origin": "handler", "error": info})
-                return
+            _uncancel(task)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - handler errors are data
+            info = error_info(exc, user_frames_only=True)
+            LOG.error(
+                "envelope %s: handler %s raised %s: %s",
+                env_id, self.handler.spec, info["type"], _one_line(info["message"]),
+            )
+            LOG.debug("envelope %s traceback:\n%s", env_id, info["traceback"])
+            answer = {"type": "error", "origin": "handler", "error": info}
+        finally:
+            if timer is not None:
+                timer.cancel()
+                with self._busy_lock:  # blocks for good if the watchdog is answering
+                    self._watched.discard(inv)
+        if answer is not None:
+            await self._send(writer, answer)
+            return
+        if inv.expired:
+            await self._timed_out(inv)
+            return
         LOG.debug("envelope %s: done, %d frame(s) in %.1f ms", env_id, frames, (time.monotonic() - started) * 1000)
         await self._send(writer, {"type": "done", "frames": frames})
 
-    async def _run_handler(self, payload, state: AbiState, emit, fly) -> None:
-        h = self.handler
-        loop = self.loop
-        if h.runs_on_loop:
-            result = h.func(payload)
+    def _expire(self, inv: _Invocation, task) -> None:
+        inv.expired = True
+        task.cancel()
+
+    async def _timed_out(self, inv: _Invocation) -> None:
+        if inv.in_thread:
+            # A thread cannot be stopped: answer, then exit once the other
+            # invocations are done so the slot never stays blocked.
+            exc = Timeout(
+                f"handler {self.handler.spec} still running at the deadline of {inv.deadline_ms} ms; "
+                f"a sync handler cannot be interrupted, so the runtime exits (code {EXIT_TIMEOUT}) and is restarted"
+            )
         else:
-            result = await loop.run_in_executor(self.pool, h.func, payload)
+            exc = Timeout(f"handler {self.handler.spec} cancelled at the deadline of {inv.deadline_ms} ms")
+        LOG.error("envelope %s: %s", inv.env_id, exc)
+        if inv.in_thread:
+            self._fatal_timeout()  # before answering: the sidecar may look for runtime-ready at once
+        await self._runtime_error(inv.writer, exc)
+
+    def _fatal_timeout(self) -> None:
+        if self.exit_code is None:
+            LOG.error(
+                "exiting with code %d once the other %d invocation(s) in flight end (grace %.1fs)",
+                EXIT_TIMEOUT, max(0, self.inflight - 1), self.config.shutdown_grace,
+            )
+            self.exit_code = EXIT_TIMEOUT
+            try:
+                os.unlink(self.config.ready_path)
+            except FileNotFoundError:
+                pass
+            self.stopping.set()
+
+    # -- inline calls (concurrency 1, sync handler) and their watchdog
+    def _call_inline(self, inv: _Invocation, func, *args):
+        self._busy = inv
+        try:
+            return func(*args)
+        finally:
+            with self._busy_lock:
+                self._busy = None
+
+    def _watchdog(self) -> None:
+        """Polls for handlers that cannot be stopped from the event loop: a sync
+        handler running inline, or a handler that blocks the loop itself."""
+        grace = self.config.shutdown_grace
+        pause = _WATCH_TICK
+        while True:
+            time.sleep(pause)
+            pause = _WATCH_TICK
+            now = time.monotonic()
+            inv = self._busy
+            if inv is not None:
+                if inv.deadline is not None and now >= inv.deadline:
+                    self._overrun(inv, now, "inline")
+                elif self.stop_requested_at is not None and now >= self.stop_requested_at + grace:
+                    self._overrun(inv, now, "grace")
+                elif inv.deadline is not None:
+                    pause = max(0.001, min(_WATCH_TICK, inv.deadline - now))
+            for inv in list(self._watched):
+                if now >= inv.deadline + _LOOP_STUCK_AFTER:
+                    self._overrun(inv, now, "loop")
+
+    def _overrun(self, inv: _Invocation, now: float, why: str) -> None:
+        """Answer for a handler the event loop cannot stop, and end the process."""
+        self._busy_lock.acquire()  # never released: the loop must not answer too
+        if not (self._busy is inv if why != "loop" else inv in self._watched):
+            self._busy_lock.release()
+            return
+        self._cleanup()  # runtime-ready goes before the answer: the sidecar may look at once
+        if why == "grace":
+            LOG.error(
+                "shutdown grace %.1fs expired while envelope %s was running; exiting",
+                self.config.shutdown_grace, inv.env_id,
+            )
+            code = 1
+        else:
+            late = int((now - inv.deadline) * 1000)
+            if why == "inline":
+                what = "still running"
+                cannot = "a sync handler cannot be interrupted"
+            else:
+                what = "blocked the event loop"
+                cannot = "a handler that blocks the event loop cannot be cancelled"
+            exc = Timeout(
+                f"handler {self.handler.spec} {what} {late} ms past the deadline of {inv.deadline_ms} ms; "
+                f"{cannot}, so the runtime exits (code {EXIT_TIMEOUT}) and is restarted"
+            )
+            transport = inv.writer.transport
+            sock = inv.writer.get_extra_info("socket")
+            # Written only on a quiet connection: bytes still buffered would interleave.
+            if sock is not None and transport.get_write_buffer_size() == 0:
+                _write_all(sock.fileno(), encode({"type": "error", "origin": "runtime", "error": error_info(exc)}), 1.0)
+            LOG.error("envelope %s: %s", inv.env_id, exc)
+            code = EXIT_TIMEOUT
+        for h in logging.getLogger().handlers:
+            h.flush()
+        os._exit(code)
+
+    # -- running the handler
+    async def _run_handler(self, arg, state: AbiState, emit, fly, inv: _Invocation) -> None:
+        h = self.handler
+        if self.inline and h.kind == "function":
+            result = self._call_inline(inv, h.func, arg)
+        elif h.runs_on_loop:
+            result = h.func(arg)
+        else:
+            inv.in_thread = True
+            result = await self.loop.run_in_executor(self.pool, h.func, arg)
+            inv.in_thread = False  # not reached when cancelled: the thread runs on
         if inspect.isawaitable(result):
             result = await result
         if inspect.isasyncgen(result):
             await self._drive_async_gen(result, state, emit, fly)
         elif inspect.isgenerator(result):
-            await self._drive_sync_gen(result, state, emit, fly)
+            await self._drive_sync_gen(result, state, emit, fly, inv)
         elif result is not None:
-            await emit(result)
+            if self.envelope_mode and isinstance(result, list):
+                for item in result:  # a list of envelopes: one frame each
+                    await emit(item)
+            else:
+                await emit(result)
 
     async def _yielded(self, value, state: AbiState, emit, fly):
         """Act on one yielded value; returns what the generator receives back."""
@@ -933,7 +1406,7 @@ class Runtime:
             except Exception:  # noqa: BLE001 - a generator that misbehaves on close
                 pass
 
-    async def _drive_sync_gen(self, gen, state, emit, fly) -> None:
+    async def _drive_sync_gen(self, gen, state, emit, fly, inv: _Invocation) -> None:
         loop = self.loop
         done = object()
 
@@ -946,7 +1419,12 @@ class Runtime:
         reply, error = None, None
         try:
             while True:
-                value = await loop.run_in_executor(self.pool, step, reply, error)
+                if self.inline:
+                    value = self._call_inline(inv, step, reply, error)
+                else:
+                    inv.in_thread = True
+                    value = await loop.run_in_executor(self.pool, step, reply, error)
+                    inv.in_thread = False  # not reached when cancelled: the thread runs on
                 if value is done:
                     return
                 reply, error = None, None
@@ -955,9 +1433,12 @@ class Runtime:
                 except (AbiError, SerializationError) as exc:
                     error = exc.with_traceback(None)  # report it at the yield, not in here
         finally:
-            # Not awaited: after a cancel the generator may still be running in
-            # its thread, and close() then has to wait for a free worker.
-            self.pool.submit(_close_quietly, gen)
+            if self.inline:
+                self._call_inline(inv, _close_quietly, gen)
+            else:
+                # Not awaited: after a cancel the generator may still be running in
+                # its thread, and close() then has to wait for a free worker.
+                self.pool.submit(_close_quietly, gen)
 
 
 # --------------------------------------------------------------------------- probe
@@ -1033,10 +1514,18 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--probe"]:
         return probe(config)
     setup_logging(config.log_level, config.log_format)
-    # The handler's module is found on sys.path (PYTHONPATH) or in the working dir.
+    if config.ignored:
+        LOG.warning("ignoring environment variables this runtime does not read: %s", "; ".join(config.ignored))
+    # The handler's module is found on sys.path (PYTHONPATH), in the working dir,
+    # or next to this file (/opt/asya in a pod: upstream's flow compiler mounts
+    # its generated routers.py there). Python adds this file's directory itself
+    # unless PYTHONSAFEPATH/-P/-I is set; then it comes last, so it shadows nothing.
+    here = os.path.dirname(os.path.abspath(__file__))
     cwd = os.getcwd()
     if cwd not in sys.path:
-        sys.path.insert(1 if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)) else 0, cwd)
+        sys.path.insert(1 if sys.path and sys.path[0] == here else 0, cwd)
+    if here not in sys.path:
+        sys.path.append(here)
     try:
         handler = load_handler(config.handler)
     except HandlerLoadError as exc:

@@ -22,6 +22,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RUNTIME = os.path.join(ROOT, "runtime", "asya_runtime.py")
 HANDLERS = os.path.join(ROOT, "tests", "runtime", "handlers")
 TERMINAL = ("done", "error")
+# The interpreter the runtimes under test run on (ASYA_TEST_RUNTIME_PYTHON runs the
+# whole suite's runtimes under another one).
+RUNTIME_PYTHON = os.environ.get("ASYA_TEST_RUNTIME_PYTHON") or sys.executable
 _HEADER = struct.Struct(">I")
 
 
@@ -84,6 +87,11 @@ class RuntimeClient:
                 return out
 
 
+def runtime_python_can(code: str) -> bool:
+    """Whether the runtime's interpreter runs ``code`` without error."""
+    return subprocess.run([RUNTIME_PYTHON, "-c", code], capture_output=True, timeout=60).returncode == 0
+
+
 def envelope(payload, curr="a", nxt=(), prev=(), id="env-1", headers=None, status=None, **extra) -> dict:
     env = {
         "id": id,
@@ -105,7 +113,8 @@ class RuntimeProcess:
     """``python3 runtime/asya_runtime.py`` as a real subprocess in a temp socket dir."""
 
     def __init__(self, handler: str | None, env: dict | None = None, cwd: str | None = None,
-                 python: str | None = None, pythonpath: str = HANDLERS, args: tuple = ()):
+                 python: str | None = None, pythonpath: str = HANDLERS, args: tuple = (),
+                 runtime: str = RUNTIME):
         # A short dir under /tmp: Unix socket paths are limited to ~107 bytes.
         self.dir = tempfile.mkdtemp(prefix="asya-rt-", dir="/tmp")
         self.socket_path = os.path.join(self.dir, "asya-runtime.sock")
@@ -118,7 +127,7 @@ class RuntimeProcess:
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
-            [python or sys.executable, RUNTIME, *args],
+            [python or RUNTIME_PYTHON, runtime, *args],
             env=self.env, cwd=cwd or self.dir, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=self._stderr,
         )

@@ -54,3 +54,31 @@ def test_runtime_serves_every_kind_under_other_pythons(name):
             assert rt.wait() == 0
         finally:
             rt.stop()
+
+
+@pytest.mark.parametrize("name", CANDIDATES)
+def test_deadlines_under_other_pythons(name, tmp_path):
+    python = usable(name)
+    if python is None:
+        pytest.skip(f"{name} is not installed")
+    mark = str(tmp_path / "cancelled")
+    rt = RuntimeProcess("kinds.async_sleep_marks_cancel", python=python)
+    try:
+        rt.wait_ready()
+        with rt.client() as c:
+            c.send({"op": "invoke", "envelope": envelope({"sleep": 60, "mark": mark}), "deadline_ms": 200})
+            out = c.read_until_terminal()
+            assert out[-1]["error"]["type"] == "asya.Timeout", out
+            out = c.invoke(envelope({"sleep": 0.01, "mark": mark}))
+            assert out[-1] == {"type": "done", "frames": 1}, rt.stderr()
+    finally:
+        rt.stop()
+    rt = RuntimeProcess("kinds.sync_sleep", python=python)
+    try:
+        rt.wait_ready()
+        with rt.client() as c:
+            c.send({"op": "invoke", "envelope": envelope({"sleep": 60}), "deadline_ms": 200})
+            assert c.read_until_terminal()[-1]["error"]["type"] == "asya.Timeout"
+        assert rt.wait(timeout=15) == 124
+    finally:
+        rt.stop()
