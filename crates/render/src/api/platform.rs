@@ -362,8 +362,9 @@ pub struct KedaPlatform {
     pub pod_identity_provider: String,
     /// KEDA `identityOwner` (`keda` or `workload`); omitted when unset.
     pub identity_owner: Option<String>,
-    /// Secret with AWS keys for `authMode: secret`.
-    pub aws_secret_ref: AwsSecretRef,
+    /// Secret with AWS keys for `authMode: secret`. Unset: the SQS transport's
+    /// `credentialsSecretRef` (the sidecar's keys), else the default `AwsSecretRef`.
+    pub aws_secret_ref: Option<AwsSecretRef>,
 }
 
 impl Default for KedaPlatform {
@@ -372,7 +373,7 @@ impl Default for KedaPlatform {
             auth_mode: KedaAuthMode::PodIdentity,
             pod_identity_provider: "aws".into(),
             identity_owner: None,
-            aws_secret_ref: AwsSecretRef::default(),
+            aws_secret_ref: None,
         }
     }
 }

@@ -23,19 +23,24 @@ pub(super) fn sqs_context(inp: &Inputs<'_>) -> Value {
     let keda = &inp.platform.keda;
     let queue = &inp.queue;
     let region = cfg.region.clone().unwrap_or_else(|| "us-east-1".into());
-    let account = cfg
-        .account_id
-        .clone()
-        .unwrap_or_else(|| "000000000000".into());
-    let queue_url = match (&cfg.queue_base_url, &cfg.endpoint) {
-        (Some(base), _) => format!("{}/{queue}", base.trim_end_matches('/')),
-        (None, Some(ep)) => format!("{}/{account}/{queue}", ep.trim_end_matches('/')),
-        (None, None) => format!("https://sqs.{region}.amazonaws.com/{account}/{queue}"),
+    // KEDA accepts the queue's short name where the URL cannot be built: no made-up
+    // account id ever reaches the cluster.
+    let queue_url = match (&cfg.queue_base_url, &cfg.endpoint, &cfg.account_id) {
+        (Some(base), _, _) => format!("{}/{queue}", base.trim_end_matches('/')),
+        (None, Some(ep), Some(account)) => {
+            format!("{}/{account}/{queue}", ep.trim_end_matches('/'))
+        }
+        (None, None, Some(account)) => {
+            format!("https://sqs.{region}.amazonaws.com/{account}/{queue}")
+        }
+        (None, _, None) => queue.to_string(),
     };
-    let aws_secret = cfg
-        .credentials_secret_ref
+    // The platform's KEDA secret when it names one; else the keys the sidecar uses.
+    let aws_secret = keda
+        .aws_secret_ref
         .clone()
-        .unwrap_or_else(|| keda.aws_secret_ref.clone());
+        .or_else(|| cfg.credentials_secret_ref.clone())
+        .unwrap_or_default();
     json!({
         "queue_url": queue_url,
         "region": region,

@@ -49,10 +49,13 @@ pub(super) fn pod_context(
         .0;
     let mut pod_annotations = Map::new();
     if let Some(meta) = pod_template.get("metadata") {
-        // The template's labels never override ours (selectors depend on them).
+        // The pod template's own labels are more specific than the actor's propagated ones
+        // and win over them, but never over ours (selectors and ApplySet depend on them).
         if let Some(Value::Object(l)) = meta.get("labels") {
             for (k, v) in l {
-                pod_labels.entry(k.clone()).or_insert_with(|| v.clone());
+                if !is_asya_label(k) {
+                    pod_labels.insert(k.clone(), v.clone());
+                }
             }
         }
         if let Some(Value::Object(a)) = meta.get("annotations") {
@@ -98,6 +101,13 @@ pub(super) fn pod_context(
         "containers": containers,
         "extra": pod_extra,
     })
+}
+
+/// Labels Asya sets itself on every object.
+fn is_asya_label(k: &str) -> bool {
+    k.starts_with("app.kubernetes.io/")
+        || k.starts_with("asya.sh/")
+        || k.starts_with("applyset.kubernetes.io/")
 }
 
 /// The pod security settings of every injected container (`restricted` Pod Security Standard).
