@@ -52,6 +52,8 @@ def test_seed001_rabbitmq_values_configure_transport_password_and_rbac(helm, kub
         "passwordSecretRef": {"name": "rabbitmq-secret", "key": "password"},
     }
     assert p["defaultTransport"] == "rabbitmq"
+    # unset platform sections stay unset (a null must not become "")
+    assert "s3" not in p
     # the chart's own default leaves SQS off (seed 004's table)
     assert p["transports"]["sqs"]["enabled"] is False
     # the controller's queue driver gets the password from the same Secret
@@ -166,6 +168,11 @@ def test_no_enabled_transport_is_an_error(helm, namespace):
     with pytest.raises(Exception) as err:
         helm.install("none", CHART, {"transports": {"rabbitmq": {"enabled": False}}})
     assert "at least one transport with enabled: true" in str(err.value)
+
+
+def test_s3_section_reaches_the_platform(helm, kubectl, namespace):
+    helm.install("s", CHART, {"s3": {"bucket": "asya-results", "endpoint": "http://minio:9000"}})
+    assert platform_of(kubectl, namespace, "s")["s3"] == {"bucket": "asya-results", "endpoint": "http://minio:9000"}
 
 
 def test_default_transport_follows_what_is_enabled(helm, kubectl, namespace):

@@ -67,8 +67,9 @@ transport's `config` (passwordSecretRef, actorRoleArn, queueBaseURL) move into i
 {{- end -}}
 {{- $_ := set $over "transports" $transports -}}
 {{- range $key := list "sidecar" "queue" "keda" "actorServiceAccount" "labels" "s3" -}}
-{{- if not (kindIs "invalid" (get $v $key)) -}}
-{{- $_ := set $over $key (get $v $key) -}}
+{{- /* index, not get: get turns a null into "" */ -}}
+{{- if not (kindIs "invalid" (index $v $key)) -}}
+{{- $_ := set $over $key (index $v $key) -}}
 {{- end -}}
 {{- end -}}
 {{- $p := include "asya.merge" (dict "base" $base "over" $over) | fromJson -}}
