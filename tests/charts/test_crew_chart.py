@@ -41,6 +41,7 @@ def test_seed001_crew_values(helm, kubectl, namespace, transport):
     assert side["AWS_ACCESS_KEY_ID"]["value"] == "minioadmin"
     assert side["AWS_SECRET_ACCESS_KEY"]["value"] == "minioadmin"
     assert "env" not in s  # nothing of the seed's list was left for the runtime
+    assert "ASYA_AWS_REGION" not in side  # the transport's region stays the sidecar's
     sump_env = env_of(sump["spec"]["sidecar"]["env"])
     assert sump_env["ASYA_S3_BUCKET"]["value"] == "asya-results" and "ASYA_S3_ENDPOINT" not in sump_env
 
@@ -72,6 +73,8 @@ def test_disabled_actor_and_upgrade_uninstall(helm, kubectl, namespace):
     ({"x-sink": {"handlr": "a.b"}}, "handlr"),
     ({"happy-end": {"workload": {"template": {"spec": {"containers": [{"name": "other"}]}}}}}, "asya-runtime"),
     ({"s3": {"endpoint": "minio:9000"}}, "endpoint"),
+    # one AWS region per sidecar (the transport's): a bucket region would move SQS too
+    ({"s3": {"region": "eu-west-1"}}, "region"),
 ])
 def test_crew_schema_rejects_typos(helm, kubectl, namespace, bad, needle):
     with pytest.raises(Exception) as err:

@@ -51,7 +51,6 @@ cfg (.Values.<name>), legacy (.Values.happy-end|error-end or nil).
 {{- $val := get $s3 $k -}}
 {{- if $val }}{{ $sidecarEnv = append $sidecarEnv (dict "name" $k "value" $val) }}{{ end -}}
 {{- end -}}
-{{- if $v.s3.region }}{{ $sidecarEnv = append $sidecarEnv (dict "name" "ASYA_AWS_REGION" "value" $v.s3.region) }}{{ end -}}
 {{- $ref := $v.s3.accessKeySecretRef -}}
 {{- if $ref.name -}}
 {{- $sidecarEnv = append $sidecarEnv (dict "name" "AWS_ACCESS_KEY_ID" "valueFrom" (dict "secretKeyRef" (dict "name" $ref.name "key" $ref.accessKeyIdKey))) -}}
