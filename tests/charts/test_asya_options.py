@@ -149,3 +149,41 @@ def test_helm_lint_is_clean_for_both_charts():
         result = asyncio.run(helm_sdkpy.Lint(cfg).run(str(chart)))
         worse_than_info = [m for m in result["Messages"] if m["Severity"] > 1]
         assert not result["Errors"] and not worse_than_info, (chart.name, result)
+
+
+def rust_struct_fields(src: str, name: str) -> set[str]:
+    """camelCase serde names of a struct's fields in crates/render/src/api/platform.rs."""
+    body = re.search(r"pub struct " + name + r" \{(.*?)\n\}", src, re.S).group(1)
+    out = set()
+    for attrs, field in re.findall(r"((?:\s*#\[[^\n]*\]\n)*)\s*pub (\w+):", body):
+        ren = re.search(r'rename = "([^"]+)"', attrs)
+        out.add(ren.group(1) if ren else re.sub(r"_([a-z])", lambda m: m.group(1).upper(), field))
+    return out - {"other"}
+
+
+def test_schema_allows_every_field_of_the_render_platform():
+    """values.schema.json is strict, so a platform field it does not list could not be
+    set from the chart: keep it in step with the render crate's Platform."""
+    src = (ROOT / "crates/render/src/api/platform.rs").read_text()
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    props, defs = schema["properties"], schema["definitions"]
+
+    def obj(s):
+        return next(x for x in s["anyOf"] if x.get("type") == "object") if "anyOf" in s else s
+
+    checks = {
+        "Platform": set(props),
+        "TransportConfig": set(defs["transport"]["properties"]),
+        "TransportSettings": set(defs["transportConfig"]["properties"]),
+        "SidecarDefaults": set(obj(props["sidecar"])["properties"]),
+        "QueuePlatform": set(obj(props["queue"])["properties"]),
+        "KedaPlatform": set(obj(props["keda"])["properties"]),
+        "ServiceAccountPlatform": set(obj(props["actorServiceAccount"])["properties"]),
+        "S3Config": set(obj(props["s3"])["properties"]),
+        "AwsSecretRef": set(defs["awsSecretRef"]["properties"]),
+        "SecretKeyRef": set(defs["secretKeyRef"]["properties"]),
+    }
+    for struct, allowed in checks.items():
+        fields = rust_struct_fields(src, struct)
+        assert fields, struct
+        assert fields <= allowed, f"{struct}: not in values.schema.json: {sorted(fields - allowed)}"
