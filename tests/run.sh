@@ -29,6 +29,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
 
+# 4b. Helm charts with the real Helm engine (PyPI helm-sdkpy) on the API server above
+bash tests/charts/run.sh
+
 # 5. Python runtime tests
 log "pytest runtime"
 "$ASYA_TEST_PYTHON" -m pytest -q tests/runtime
