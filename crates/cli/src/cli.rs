@@ -155,4 +155,7 @@ pub struct BenchArgs {
     /// Flavor library used by the generated actors.
     #[arg(long = "flavors", value_name = "DIR")]
     pub flavors: Vec<PathBuf>,
+    /// Serialisation measured with the render.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub output: Format,
 }

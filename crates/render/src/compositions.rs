@@ -3,10 +3,20 @@
 //!
 //! Every `{{ expression }}` prints a JSON literal (auto-escape mode JSON), which is valid
 //! YAML, so templates never have to think about quoting. Undefined variables are errors.
+//!
+//! Speed: a mapping or list printed by `{{ … }}` (containers, env, volumes: most of an
+//! object) is not written out as text to be parsed back. The template prints a short
+//! reference instead (`"@@asya-ref:N@@"`), only the small YAML skeleton around the
+//! references is parsed, and [`Rendered::resolve`] puts the values themselves in their
+//! place. The result is the same object the text would have given.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
+use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde_json::Value as Json;
 
 use crate::error::{Diagnostics, template};
 
@@ -81,6 +91,24 @@ impl Compositions {
         }
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| AutoEscape::Json);
+        env.set_formatter(|out, state, value| {
+            let compound = matches!(value.kind(), ValueKind::Map | ValueKind::Seq);
+            // A string that looks like a reference is passed by reference too, so that no
+            // user value can ever be mistaken for one.
+            let lookalike = value.as_str().is_some_and(|s| s.contains(REF_OPEN));
+            if (compound && !value.is_safe()) || lookalike {
+                let n = REFS.with(|r| {
+                    let mut r = r.borrow_mut();
+                    r.push(value.clone());
+                    r.len() - 1
+                });
+                write!(out, "\"{REF_OPEN}{n}{REF_CLOSE}\"").map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                })
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Block tags on their own line leave no blank lines behind.
         if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
@@ -117,22 +145,26 @@ impl Compositions {
             .unwrap_or_else(|| name.to_string())
     }
 
+    /// Renders one template: its text (with references) and the values referenced.
     pub(crate) fn render(
         &self,
         name: &str,
         ctx: &minijinja::Value,
-    ) -> Result<String, crate::error::Error> {
+    ) -> Result<Rendered, crate::error::Error> {
         let t = self
             .env
             .get_template(name)
             .map_err(|e| template(&self.origin(name), "", e.to_string()))?;
-        t.render(ctx).map_err(|e| {
+        REFS.with(|r| r.borrow_mut().clear());
+        let text = t.render(ctx).map_err(|e| {
             template(
                 &self.origin(name),
                 &line_of(&e),
                 format!("rendering failed: {e}"),
             )
-        })
+        });
+        let refs = REFS.with(|r| std::mem::take(&mut *r.borrow_mut()));
+        Ok(Rendered { text: text?, refs })
     }
 
     /// Names of the templates in the set.
@@ -143,4 +175,85 @@ impl Compositions {
 
 fn line_of(e: &minijinja::Error) -> String {
     e.line().map(|l| format!("line {l}")).unwrap_or_default()
+}
+
+const REF_OPEN: &str = "@@asya-ref:";
+const REF_CLOSE: &str = "@@";
+
+thread_local! {
+    /// Values printed by reference during the template render running on this thread.
+    static REFS: RefCell<Vec<minijinja::Value>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A template's output: YAML text whose strings may be references into `refs`.
+pub(crate) struct Rendered {
+    pub text: String,
+    refs: Vec<minijinja::Value>,
+}
+
+impl Rendered {
+    /// Replaces every reference in `v` (parsed from `text`) by the value it stands for.
+    pub fn resolve(&self, v: &mut Json) {
+        if self.refs.is_empty() {
+            return;
+        }
+        match v {
+            Json::String(s) if s.contains(REF_OPEN) => *v = self.resolve_str(s),
+            Json::Array(a) => a.iter_mut().for_each(|x| self.resolve(x)),
+            Json::Object(m) => {
+                if m.keys().any(|k| k.contains(REF_OPEN)) {
+                    let entries = std::mem::take(m);
+                    for (k, x) in entries {
+                        let k = match self.resolve_str(&k) {
+                            Json::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        m.insert(k, x);
+                    }
+                }
+                m.values_mut().for_each(|x| self.resolve(x));
+            }
+            _ => {}
+        }
+    }
+
+    /// A whole-string reference becomes its value; references inside a longer string
+    /// become the JSON text the template would have printed.
+    fn resolve_str(&self, s: &str) -> Json {
+        if let Some(n) = s
+            .strip_prefix(REF_OPEN)
+            .and_then(|r| r.strip_suffix(REF_CLOSE))
+            .and_then(|n| n.parse::<usize>().ok())
+            && let Some(value) = self.refs.get(n)
+        {
+            return serde_json::to_value(value).unwrap_or(Json::Null);
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(i) = rest.find(REF_OPEN) {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + REF_OPEN.len()..];
+            let Some(end) = after.find(REF_CLOSE) else {
+                out.push_str(&rest[i..]);
+                rest = "";
+                break;
+            };
+            match after[..end]
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| self.refs.get(n))
+            {
+                Some(value) => match value.as_str() {
+                    Some(text) => out.push_str(text),
+                    None => {
+                        let _ = write!(out, "{}", serde_json::to_string(value).unwrap_or_default());
+                    }
+                },
+                None => out.push_str(&rest[i..i + REF_OPEN.len() + end + REF_CLOSE.len()]),
+            }
+            rest = &after[end + REF_CLOSE.len()..];
+        }
+        out.push_str(rest);
+        Json::String(out)
+    }
 }

@@ -27,6 +27,7 @@ mod normalize;
 mod render;
 pub mod schema;
 pub mod validate;
+pub mod yaml_out;
 
 pub use api::platform::Platform;
 pub use api::status::{

@@ -60,7 +60,12 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         match render(a, &flavors, &platform, &compositions) {
             Ok(r) => {
                 objects += r.objects.len();
-                bytes += to_yaml_stream(&r.objects).len();
+                bytes += match args.output {
+                    crate::cli::Format::Yaml => to_yaml_stream(&r.objects).len(),
+                    crate::cli::Format::Json => serde_json::to_string(&r.objects)
+                        .map(|s| s.len())
+                        .unwrap_or_default(),
+                };
             }
             Err(e) => return report(&e, err),
         }

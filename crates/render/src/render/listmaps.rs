@@ -3,8 +3,6 @@
 //! `duplicate entries for key`. Checked on every object render emits, whatever produced it
 //! (our injected items, the user's, a flavor's or a platform's template).
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 /// List field name → the fields that form an item's key. `protocol` defaults to TCP.
@@ -37,64 +35,90 @@ pub(crate) struct Duplicate {
 /// Every duplicate key in every keyed list of `obj`.
 pub(crate) fn duplicate_keys(obj: &Value) -> Vec<Duplicate> {
     let mut out = Vec::new();
-    walk(obj, "", &mut out);
+    walk(obj, &mut Vec::new(), &mut out);
     out
 }
 
-fn walk(v: &Value, path: &str, out: &mut Vec<Duplicate>) {
+/// One step of the path from the object's root: a field or a list index.
+enum Step<'a> {
+    Field(&'a str),
+    Index(usize),
+}
+
+/// The dotted path of `steps` (built only when a duplicate is found).
+fn path_of(steps: &[Step<'_>]) -> String {
+    let mut p = String::new();
+    for s in steps {
+        match s {
+            Step::Field(f) => {
+                if !p.is_empty() {
+                    p.push('.');
+                }
+                p.push_str(f);
+            }
+            Step::Index(i) => p.push_str(&format!("[{i}]")),
+        }
+    }
+    p
+}
+
+fn walk<'a>(v: &'a Value, steps: &mut Vec<Step<'a>>, out: &mut Vec<Duplicate>) {
     match v {
         Value::Object(m) => {
             for (k, child) in m {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                steps.push(Step::Field(k));
                 if let (Value::Array(items), Some((_, fields))) =
                     (child, KEYED_LISTS.iter().find(|(name, _)| name == k))
                 {
-                    check_list(items, fields, &p, out);
+                    check_list(items, fields, steps, out);
                 }
-                walk(child, &p, out);
+                walk(child, steps, out);
+                steps.pop();
             }
         }
         Value::Array(a) => {
             for (i, child) in a.iter().enumerate() {
-                walk(child, &format!("{path}[{i}]"), out);
+                if child.is_object() || child.is_array() {
+                    steps.push(Step::Index(i));
+                    walk(child, steps, out);
+                    steps.pop();
+                }
             }
         }
         _ => {}
     }
 }
 
-fn check_list(items: &[Value], fields: &[&str], path: &str, out: &mut Vec<Duplicate>) {
-    let mut seen: HashMap<String, usize> = HashMap::new();
+fn check_list(items: &[Value], fields: &[&str], steps: &[Step<'_>], out: &mut Vec<Duplicate>) {
+    // Lists are short (a few containers, a few dozen env vars): pairwise is cheapest.
     for (i, item) in items.iter().enumerate() {
-        // Lists of scalars (e.g. `ports` of a Service spec written differently) are not keyed.
+        // Lists of scalars are not keyed.
         if !item.is_object() {
             continue;
         }
-        let key = fields
-            .iter()
-            .map(|f| {
-                let value = match item.get(*f) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Null) | None if *f == "protocol" => "TCP".into(),
-                    Some(Value::Null) | None => String::new(),
-                    Some(other) => other.to_string(),
-                };
-                format!("{f}={value}")
-            })
-            .collect::<Vec<_>>()
-            .join(",");
-        if let Some(first) = seen.insert(key.clone(), i) {
-            seen.insert(key.clone(), first);
+        let same = |other: &Value| fields.iter().all(|f| field(item, f) == field(other, f));
+        if let Some(first) = items[..i].iter().position(same) {
+            let key = fields
+                .iter()
+                .map(|f| format!("{f}={}", field(item, f)))
+                .collect::<Vec<_>>()
+                .join(",");
             out.push(Duplicate {
-                path: format!("{path}[{i}]"),
+                path: format!("{}[{i}]", path_of(steps)),
                 first,
                 key,
             });
         }
+    }
+}
+
+/// One key field of a list item as text; `protocol` defaults to TCP as in Kubernetes.
+fn field<'a>(item: &'a Value, f: &str) -> std::borrow::Cow<'a, str> {
+    match item.get(f) {
+        Some(Value::String(s)) => std::borrow::Cow::Borrowed(s),
+        Some(Value::Null) | None if f == "protocol" => std::borrow::Cow::Borrowed("TCP"),
+        Some(Value::Null) | None => std::borrow::Cow::Borrowed(""),
+        Some(other) => std::borrow::Cow::Owned(other.to_string()),
     }
 }
 

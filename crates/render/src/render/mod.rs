@@ -132,16 +132,17 @@ pub fn render(
         if !compositions.has(&name) {
             continue;
         }
-        let text = match compositions.render(&name, &ctx_value) {
+        let out = match compositions.render(&name, &ctx_value) {
             Ok(t) => t,
             Err(e) => {
                 errs.push(e);
                 continue;
             }
         };
-        match serde_norway::from_str::<Value>(&text) {
+        match serde_norway::from_str::<Value>(&out.text) {
             Ok(Value::Null) => {}
             Ok(mut v) => {
+                out.resolve(&mut v);
                 let origin = compositions.origin(&name);
                 match ctx.stamp.finish(&mut v, &origin) {
                     Ok(()) => match typed::check_typed(&v, &origin) {

@@ -95,18 +95,13 @@ impl Stamp {
 }
 
 /// Recursively sorts keys and drops `null` members, so output bytes depend only on content.
+/// In place: `sort_keys` reorders the map's entries without rebuilding it.
 pub fn canonicalize(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            let mut entries: Vec<(String, Value)> = std::mem::take(m)
-                .into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            for (k, mut v) in entries {
-                canonicalize(&mut v);
-                m.insert(k, v);
-            }
+            m.retain(|_, v| !v.is_null());
+            m.sort_keys();
+            m.values_mut().for_each(canonicalize);
         }
         Value::Array(a) => a.iter_mut().for_each(canonicalize),
         _ => {}

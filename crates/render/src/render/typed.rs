@@ -70,49 +70,81 @@ fn round_trip<T: DeserializeOwned + Serialize>(
     origin: &str,
 ) -> Result<(), Diagnostics> {
     let kind = obj["kind"].as_str().unwrap_or_default();
-    let typed: T = serde_path_to_error::deserialize(obj).map_err(|e| {
-        Diagnostics::from(template(
-            origin,
-            &e.path().to_string(),
-            format!("expected a valid {kind} field: {}", e.inner()),
-        ))
-    })?;
-    let mut back = serde_json::to_value(&typed).unwrap_or(Value::Null);
-    super::canonicalize(&mut back);
-    match first_difference(obj, &back, String::new()) {
-        None => Ok(()),
-        Some(path) => Err(template(
-            origin,
-            &path,
-            format!("expected a field of {kind} (the API server does not know this one)"),
-        )
-        .into()),
-    }
-}
-
-/// The first path where `a` has something `b` lacks or differs.
-fn first_difference(a: &Value, b: &Value, path: String) -> Option<String> {
-    let join = |k: &str| {
-        if path.is_empty() {
-            k.to_string()
-        } else {
-            format!("{path}.{k}")
+    // Plain serde first; the path-tracking deserializer only to name a failure's field.
+    let typed = match T::deserialize(obj) {
+        Ok(t) => t,
+        Err(_) => {
+            let e = serde_path_to_error::deserialize::<_, T>(obj)
+                .err()
+                .map(|e| (e.path().to_string(), e.inner().to_string()))
+                .unwrap_or_default();
+            return Err(template(
+                origin,
+                &e.0,
+                format!("expected a valid {kind} field: {}", e.1),
+            )
+            .into());
         }
     };
+    let back = serde_json::to_value(&typed).unwrap_or(Value::Null);
+    let mut steps = Vec::new();
+    if differs(obj, &back, &mut steps) {
+        return Err(template(
+            origin,
+            &path_of(&steps),
+            format!("expected a field of {kind} (the API server does not know this one)"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// One step of a path: a field or a list index.
+enum Step<'a> {
+    Field(&'a str),
+    Index(usize),
+}
+
+fn path_of(steps: &[Step<'_>]) -> String {
+    let mut p = String::new();
+    for s in steps {
+        match s {
+            Step::Field(f) if p.is_empty() => p.push_str(f),
+            Step::Field(f) => {
+                p.push('.');
+                p.push_str(f);
+            }
+            Step::Index(i) => p.push_str(&format!("[{i}]")),
+        }
+    }
+    p
+}
+
+/// Whether `a` has something `b` lacks or differs; `steps` then leads to the first place.
+/// Key order does not matter (lookups by name), so `b` needs no canonical form.
+fn differs<'a>(a: &'a Value, b: &Value, steps: &mut Vec<Step<'a>>) -> bool {
     match (a, b) {
-        (Value::Object(x), Value::Object(y)) => x.iter().find_map(|(k, v)| match y.get(k) {
-            None => Some(join(k)),
-            Some(w) => first_difference(v, w, join(k)),
+        (Value::Object(x), Value::Object(y)) => x.iter().any(|(k, v)| {
+            steps.push(Step::Field(k));
+            let d = y.get(k).is_none_or(|w| differs(v, w, steps));
+            if !d {
+                steps.pop();
+            }
+            d
         }),
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .find_map(|(i, (v, w))| first_difference(v, w, format!("{path}[{i}]"))),
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            x.iter().zip(y).enumerate().any(|(i, (v, w))| {
+                steps.push(Step::Index(i));
+                let d = differs(v, w, steps);
+                if !d {
+                    steps.pop();
+                }
+                d
+            })
+        }
         // Numbers may come back as another JSON number type (1 vs 1.0); compare values.
-        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => None,
-        _ if a == b => None,
-        _ => Some(path),
+        (Value::Number(x), Value::Number(y)) => x.as_f64() != y.as_f64(),
+        _ => a != b,
     }
 }
 
