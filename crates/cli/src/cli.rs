@@ -79,7 +79,8 @@ pub struct InputArgs {
     )]
     pub flavors: Vec<PathBuf>,
     /// Platform configuration (operator-level values: transports, sidecar, KEDA…). As an
-    /// Argo CD plugin parameter: `ASYA_PLATFORM`.
+    /// Argo CD plugin parameter: `ASYA_PLATFORM`; else the file named by the `ASYA_PLATFORM`
+    /// environment variable; else the chart's default platform (built in).
     #[arg(long, value_name = "FILE", env = "ARGOCD_ENV_ASYA_PLATFORM")]
     pub platform: Option<PathBuf>,
     /// Namespace for actors whose metadata has none. Under Argo CD, the Application's
@@ -92,8 +93,9 @@ pub struct InputArgs {
         env = "ARGOCD_APP_NAMESPACE"
     )]
     pub namespace: String,
-    /// Directory of composition templates overriding the embedded ones file by file.
-    #[arg(long, value_name = "DIR")]
+    /// Directory of composition templates overriding the embedded ones file by file. As an
+    /// Argo CD plugin parameter: `ASYA_COMPOSITIONS`.
+    #[arg(long, value_name = "DIR", env = "ARGOCD_ENV_ASYA_COMPOSITIONS")]
     pub compositions: Option<PathBuf>,
 }
 

@@ -101,6 +101,12 @@ pub fn load(args: &InputArgs) -> Result<Inputs, Diagnostics> {
 pub fn load_lenient(args: &InputArgs) -> Result<(Inputs, Diagnostics), Diagnostics> {
     let mut errs = Diagnostics::default();
     let mut sources = SourceMap::default();
+    let platform_file = args
+        .platform
+        .clone()
+        .or_else(|| std::env::var_os("ASYA_PLATFORM").map(PathBuf::from));
+    // A platform file inside a walked directory (`-f .` in an Argo CD source) is not an input.
+    let skip = platform_file.as_ref().and_then(|p| p.canonicalize().ok());
     let mut actors = Vec::new();
     let mut flavors = FlavorLibrary::new();
     let add_flavor = |flavors: &mut FlavorLibrary,
@@ -135,6 +141,9 @@ pub fn load_lenient(args: &InputArgs) -> Result<(Inputs, Diagnostics), Diagnosti
     }
     for f in &args.files {
         for (src, text) in read_sources(f, &mut errs) {
+            if skip.is_some() && Path::new(&src).canonicalize().ok() == skip {
+                continue;
+            }
             match load_documents(&src, &text, &mut sources) {
                 Ok(docs) => {
                     for d in docs {
@@ -173,8 +182,11 @@ pub fn load_lenient(args: &InputArgs) -> Result<(Inputs, Diagnostics), Diagnosti
             ));
         }
     }
-    let platform = match &args.platform {
-        None => Platform::default(),
+    let platform = match &platform_file {
+        None => Platform::shipped().unwrap_or_else(|e| {
+            errs.extend(e);
+            Platform::default()
+        }),
         Some(p) => {
             let name = p.display().to_string();
             match std::fs::read_to_string(p) {

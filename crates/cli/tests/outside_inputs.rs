@@ -145,6 +145,25 @@ fn argo_cd_plugin_environment_sets_namespace_flavors_and_platform() {
     let docs = asya_render::parse_stream("out", &out).expect("stdout holds only objects");
     assert!(docs.iter().all(|(_, d)| d["kind"].is_string()));
 
+    // argocd/plugin.yaml's command, `asya render -f .`: the whole source is walked (the
+    // Flavor is found there), the platform file inside it is not read as an input.
+    let env_dot = [
+        ("ARGOCD_APP_NAMESPACE", "ml-prod"),
+        ("ARGOCD_ENV_ASYA_PLATFORM", "platform/platform.yaml"),
+    ];
+    let (code, dot, err) = asya(&["render", "-f", "."], "", &env_dot, src);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(dot, out);
+    // The repo-server sidecar's ASYA_PLATFORM applies when no parameter names a platform.
+    let abs = src.join("platform/platform.yaml").display().to_string();
+    let env_sidecar = [
+        ("ARGOCD_APP_NAMESPACE", "ml-prod"),
+        ("ASYA_PLATFORM", abs.as_str()),
+    ];
+    let (code, side, err) = asya(&["render", "-f", "."], "", &env_sidecar, src);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(side, out);
+
     // An error: nothing on stdout, the reason on stderr, non-zero exit.
     let env_bad = [("ARGOCD_ENV_ASYA_FLAVORS", "platform/missing.yaml")];
     let (code, out, err) = asya(&["render", "-f", "actors"], "", &env_bad, src);

@@ -368,3 +368,13 @@ fn the_runtime_shutdown_grace_cannot_be_set_twice_through_env() {
         "{e}"
     );
 }
+
+#[test]
+fn the_charts_default_platform_file_is_the_builtin_default() {
+    let shipped = asya_render::Platform::shipped().expect("the chart's platform file parses");
+    assert_eq!(shipped, asya_render::Platform::default());
+    assert!(
+        !asya_render::api::platform::SHIPPED_PLATFORM_YAML.contains("000000000000"),
+        "no made-up account id in the shipped platform"
+    );
+}

@@ -50,7 +50,19 @@ impl Default for Platform {
     }
 }
 
+/// The platform `asya render` uses when none is given: the Helm chart's own default file,
+/// so that offline renders and the chart's controller start from the same platform.
+pub const SHIPPED_PLATFORM_YAML: &str = include_str!("../../../../charts/asya/files/platform.yaml");
+
 impl Platform {
+    /// [`SHIPPED_PLATFORM_YAML`], parsed.
+    pub fn shipped() -> Result<Platform, Diagnostics> {
+        Platform::from_yaml(
+            "charts/asya/files/platform.yaml (built in)",
+            SHIPPED_PLATFORM_YAML,
+        )
+    }
+
     /// Parses a platform file (YAML or JSON); unknown keys inside known sections fail.
     pub fn from_yaml(source: &str, text: &str) -> Result<Platform, Diagnostics> {
         let de = serde_norway::Deserializer::from_str(text);
