@@ -18,6 +18,8 @@ use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::Value as Json;
 
+use crate::render::JsonNode;
+
 use crate::error::{Diagnostics, template};
 
 /// Object templates in output order (DESIGN §5).
@@ -97,9 +99,15 @@ impl Compositions {
             // user value can ever be mistaken for one.
             let lookalike = value.as_str().is_some_and(|s| s.contains(REF_OPEN));
             if (compound && !value.is_safe()) || lookalike {
+                // A handle on the context's JSON is cloned as JSON; a value the template built
+                // itself goes through serde.
+                let json = match value.downcast_object_ref::<JsonNode>() {
+                    Some(node) => node.json().clone(),
+                    None => serde_json::to_value(value).unwrap_or(Json::Null),
+                };
                 let n = REFS.with(|r| {
                     let mut r = r.borrow_mut();
-                    r.push(value.clone());
+                    r.push(json);
                     r.len() - 1
                 });
                 write!(out, "\"{REF_OPEN}{n}{REF_CLOSE}\"").map_err(|e| {
@@ -182,24 +190,28 @@ const REF_CLOSE: &str = "@@";
 
 thread_local! {
     /// Values printed by reference during the template render running on this thread.
-    static REFS: RefCell<Vec<minijinja::Value>> = const { RefCell::new(Vec::new()) };
+    static REFS: RefCell<Vec<Json>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A template's output: YAML text whose strings may be references into `refs`.
 pub(crate) struct Rendered {
     pub text: String,
-    refs: Vec<minijinja::Value>,
+    refs: Vec<Json>,
 }
 
 impl Rendered {
     /// Replaces every reference in `v` (parsed from `text`) by the value it stands for.
-    pub fn resolve(&self, v: &mut Json) {
+    pub fn resolve(&mut self, v: &mut Json) {
         if self.refs.is_empty() {
             return;
         }
         match v {
             Json::String(s) if s.contains(REF_OPEN) => *v = self.resolve_str(s),
-            Json::Array(a) => a.iter_mut().for_each(|x| self.resolve(x)),
+            Json::Array(a) => {
+                for x in a {
+                    self.resolve(x);
+                }
+            }
             Json::Object(m) => {
                 if m.keys().any(|k| k.contains(REF_OPEN)) {
                     let entries = std::mem::take(m);
@@ -211,7 +223,9 @@ impl Rendered {
                         m.insert(k, x);
                     }
                 }
-                m.values_mut().for_each(|x| self.resolve(x));
+                for x in m.values_mut() {
+                    self.resolve(x);
+                }
             }
             _ => {}
         }
@@ -219,14 +233,15 @@ impl Rendered {
 
     /// A whole-string reference becomes its value; references inside a longer string
     /// become the JSON text the template would have printed.
-    fn resolve_str(&self, s: &str) -> Json {
+    fn resolve_str(&mut self, s: &str) -> Json {
         if let Some(n) = s
             .strip_prefix(REF_OPEN)
             .and_then(|r| r.strip_suffix(REF_CLOSE))
             .and_then(|n| n.parse::<usize>().ok())
-            && let Some(value) = self.refs.get(n)
+            && let Some(value) = self.refs.get_mut(n)
         {
-            return serde_json::to_value(value).unwrap_or(Json::Null);
+            // Each reference is printed once: the value moves into place.
+            return std::mem::take(value);
         }
         let mut out = String::with_capacity(s.len());
         let mut rest = s;
@@ -243,12 +258,10 @@ impl Rendered {
                 .ok()
                 .and_then(|n| self.refs.get(n))
             {
-                Some(value) => match value.as_str() {
-                    Some(text) => out.push_str(text),
-                    None => {
-                        let _ = write!(out, "{}", serde_json::to_string(value).unwrap_or_default());
-                    }
-                },
+                Some(Json::String(text)) => out.push_str(text),
+                Some(value) => {
+                    let _ = write!(out, "{value}");
+                }
                 None => out.push_str(&rest[i..i + REF_OPEN.len() + end + REF_CLOSE.len()]),
             }
             rest = &after[end + REF_CLOSE.len()..];

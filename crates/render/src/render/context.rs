@@ -2,7 +2,9 @@
 //! concept (labels, service account, pod, scaling, queue, transport), plus what
 //! post-processing needs.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectRepr};
 
 use serde_json::{Value, json};
 
@@ -134,9 +136,54 @@ impl Context {
     }
 }
 
-/// Converts JSON into a minijinja value (maps sorted, numbers kept as integers).
-pub(super) fn to_minijinja(v: &Value) -> minijinja::Value {
-    match v {
+/// The template context as templates see it: the JSON tree itself, not a copy. Each node
+/// a template touches is a (root, path) handle; a mapping or list a template prints is
+/// cloned once, straight into the output (see `compositions.rs`).
+#[derive(Debug)]
+pub(crate) struct JsonNode {
+    root: Arc<Value>,
+    path: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+impl JsonNode {
+    /// The whole context.
+    pub fn root(v: Value) -> minijinja::Value {
+        wrap(&Arc::new(v), Vec::new())
+    }
+
+    /// The JSON value this handle stands for.
+    pub fn json(&self) -> &Value {
+        let mut v = &*self.root;
+        for s in &self.path {
+            v = match (s, v) {
+                (Step::Key(k), Value::Object(m)) => m.get(k).unwrap_or(&Value::Null),
+                (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
+                _ => &Value::Null,
+            };
+        }
+        v
+    }
+
+    fn child(&self, step: Step) -> minijinja::Value {
+        let mut path = self.path.clone();
+        path.push(step);
+        wrap(&self.root, path)
+    }
+}
+
+/// A scalar as a minijinja value; a mapping or list as a handle.
+fn wrap(root: &Arc<Value>, path: Vec<Step>) -> minijinja::Value {
+    let node = JsonNode {
+        root: root.clone(),
+        path,
+    };
+    match node.json() {
         Value::Null => minijinja::Value::from(()),
         Value::Bool(b) => minijinja::Value::from(*b),
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
@@ -145,12 +192,43 @@ pub(super) fn to_minijinja(v: &Value) -> minijinja::Value {
             (_, _, Some(f)) => minijinja::Value::from(f),
             _ => minijinja::Value::from(()),
         },
-        Value::String(s) => minijinja::Value::from(s.clone()),
-        Value::Array(a) => minijinja::Value::from(a.iter().map(to_minijinja).collect::<Vec<_>>()),
-        Value::Object(m) => minijinja::Value::from_object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), to_minijinja(v)))
-                .collect::<BTreeMap<String, minijinja::Value>>(),
-        ),
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(_) | Value::Object(_) => minijinja::Value::from_object(node),
+    }
+}
+
+impl Object for JsonNode {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        match self.json() {
+            Value::Array(_) => ObjectRepr::Seq,
+            _ => ObjectRepr::Map,
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        match self.json() {
+            Value::Object(m) => {
+                let k = key.as_str()?;
+                m.contains_key(k)
+                    .then(|| self.child(Step::Key(k.to_string())))
+            }
+            Value::Array(a) => {
+                let i = key.as_usize()?;
+                (i < a.len()).then(|| self.child(Step::Index(i)))
+            }
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.json() {
+            Value::Array(a) => Enumerator::Seq(a.len()),
+            Value::Object(m) => Enumerator::Values(
+                m.keys()
+                    .map(|k| minijinja::Value::from(k.as_str()))
+                    .collect(),
+            ),
+            _ => Enumerator::Empty,
+        }
     }
 }

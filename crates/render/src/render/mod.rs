@@ -28,7 +28,8 @@ use crate::api::{ActorDocument, FlavorLibrary};
 use crate::compositions::{Compositions, OBJECTS};
 use crate::error::{Diagnostics, platform as platform_err, template};
 
-use context::{Context, to_minijinja};
+use context::Context;
+pub(crate) use context::JsonNode;
 use resolve::resolve;
 
 pub use explain::{Explanation, explain};
@@ -116,7 +117,7 @@ pub fn render(
         )
         .into());
     }
-    let ctx = Context::build(
+    let mut ctx = Context::build(
         actor,
         spec,
         &resolved.namespace,
@@ -124,7 +125,7 @@ pub fn render(
         transport,
         platform,
     );
-    let ctx_value = to_minijinja(&ctx.value);
+    let ctx_value = JsonNode::root(std::mem::take(&mut ctx.value));
     let mut objects = Vec::new();
     let mut errs = Diagnostics::default();
     for obj in OBJECTS {
@@ -132,7 +133,7 @@ pub fn render(
         if !compositions.has(&name) {
             continue;
         }
-        let out = match compositions.render(&name, &ctx_value) {
+        let mut out = match compositions.render(&name, &ctx_value) {
             Ok(t) => t,
             Err(e) => {
                 errs.push(e);
