@@ -378,3 +378,45 @@ fn the_charts_default_platform_file_is_the_builtin_default() {
         "no made-up account id in the shipped platform"
     );
 }
+
+#[test]
+fn render_writes_no_asya_name_the_sidecar_does_not_read() {
+    // Every golden render's sidecar container: each ASYA_* name it gets is one the sidecar
+    // reads (asya_contract::env::SIDECAR_READS), so nothing render decides is lost.
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden");
+    let mut checked = 0;
+    for case in std::fs::read_dir(&golden).expect("golden").flatten() {
+        let Ok(text) = std::fs::read_to_string(case.path().join("expected.yaml")) else {
+            continue;
+        };
+        // Names the user wrote (spec.sidecar.env) pass through as written; render warns.
+        let inputs: String = std::fs::read_dir(case.path())
+            .expect("case")
+            .flatten()
+            .filter(|f| f.file_name() != "expected.yaml")
+            .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+            .collect();
+        for (_, obj) in asya_render::parse_stream("expected.yaml", &text).expect("parses") {
+            let pod = &obj["spec"]["template"]["spec"];
+            for list in ["containers", "initContainers"] {
+                for c in pod[list].as_array().into_iter().flatten() {
+                    if c["name"] != "asya-sidecar" {
+                        continue;
+                    }
+                    for e in c["env"].as_array().into_iter().flatten() {
+                        let name = e["name"].as_str().unwrap_or_default();
+                        if name.starts_with("ASYA_") && !inputs.contains(name) {
+                            checked += 1;
+                            assert!(
+                                asya_contract::env::SIDECAR_READS.contains(&name),
+                                "{}: render writes {name}, which the sidecar does not read",
+                                case.path().display()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "{checked} sidecar env entries checked");
+}

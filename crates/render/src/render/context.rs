@@ -42,17 +42,8 @@ pub(super) struct Inputs<'a> {
 impl Inputs<'_> {
     /// What sidecar and runtime may each spend draining in-flight work after SIGTERM: the
     /// pod's grace period minus 5 s, so both finish before the kubelet kills the pod.
-    pub fn shutdown_grace(&self) -> String {
-        fmt_secs((self.grace - 5).max(1) as f64)
-    }
-}
-
-/// Seconds as a Go-style duration (`25s`, `0.5s`).
-fn fmt_secs(secs: f64) -> String {
-    if secs.fract() == 0.0 {
-        format!("{}s", secs as i64)
-    } else {
-        format!("{secs}s")
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::try_from((self.grace - 5).max(1)).unwrap_or(1))
     }
 }
 

@@ -8,10 +8,8 @@ use super::{s, string_map};
 use crate::api::platform::{DeletionPolicy, Provisioner};
 use crate::validate::parse_duration;
 
-/// `asya-<namespace>-<actor>`.
-pub fn queue_name(namespace: &str, actor: &str) -> String {
-    format!("asya-{namespace}-{actor}")
-}
+/// `asya-<namespace>-<actor>` (the contract's naming, shared with the sidecar).
+pub use asya_contract::queue_name;
 
 pub(super) fn queue_context(inp: &Inputs<'_>) -> Value {
     let platform = inp.platform;

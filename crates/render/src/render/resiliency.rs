@@ -3,24 +3,30 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
+use asya_contract::duration;
 use serde_json::{Map, Value, json};
 
 use super::output::canonicalize;
-use super::{env, s};
+use super::s;
 use crate::api::spec::{Policy, Resiliency, Rule};
 
-/// `ASYA_RESILIENCY_ACTOR_TIMEOUT`, then `_POLICIES` and `_RULES` when set.
-pub(super) fn resiliency_env(res: Option<&Resiliency>) -> Vec<Value> {
-    let res = res.cloned().unwrap_or_default();
-    let actor_timeout = res.actor_timeout.clone().unwrap_or_else(|| "5m".into());
-    let mut out = vec![env("ASYA_RESILIENCY_ACTOR_TIMEOUT", actor_timeout)];
-    if let Some(ps) = &res.policies {
-        out.push(env("ASYA_RESILIENCY_POLICIES", policies_json(ps)));
-    }
-    if let Some(rs) = &res.rules {
-        out.push(env("ASYA_RESILIENCY_RULES", rules_json(rs)));
-    }
-    out
+/// `spec.resiliency` as the sidecar reads it: the actor timeout, and the policies and rules
+/// as canonical JSON (each `None` when the actor sets none).
+pub(super) fn resiliency_settings(
+    res: Option<&Resiliency>,
+) -> (Option<Duration>, Option<String>, Option<String>) {
+    let Some(res) = res else {
+        return (None, None, None);
+    };
+    (
+        res.actor_timeout
+            .as_deref()
+            .and_then(|t| duration::parse(t).ok()),
+        res.policies.as_ref().map(policies_json),
+        res.rules.as_deref().map(rules_json),
+    )
 }
 
 fn policies_json(policies: &BTreeMap<String, Policy>) -> String {

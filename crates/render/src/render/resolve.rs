@@ -155,6 +155,24 @@ pub(super) fn resolve(
                 .into(),
         );
     }
+    // A sidecar variable the sidecar never reads is a setting silently lost.
+    let sidecar_env = spec.sidecar.as_ref().and_then(|s| s.env.as_ref());
+    for e in sidecar_env.into_iter().flatten() {
+        if e.name.starts_with("ASYA_")
+            && !asya_contract::env::SIDECAR_READS.contains(&e.name.as_str())
+        {
+            let hint = match e.name.as_str() {
+                "ASYA_RUNTIME_TIMEOUT" => {
+                    " (upstream's runtime timeout is spec.resiliency.actorTimeout here)"
+                }
+                _ => "",
+            };
+            warnings.push(format!(
+                "spec.sidecar.env: the sidecar does not read {}{hint}; it has no effect",
+                e.name
+            ));
+        }
+    }
     let flavor_file = |n: &str| flavors.get(n).map(|e| e.source.clone());
     let files = Files {
         actor: file,

@@ -1,6 +1,8 @@
 //! The `asya-runtime` container: the user's image running the installed `asya_runtime.py`,
 //! which calls the handler for each message the sidecar hands over the socket.
 
+use asya_contract::duration;
+use asya_contract::env::runtime as rt;
 use serde_json::{Value, json};
 
 use super::context::Inputs;
@@ -17,13 +19,13 @@ pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
         .clone()
         .unwrap_or_else(|| "python3".into());
     let mut env_vars = vec![
-        env("ASYA_HANDLER", spec.handler.clone().unwrap_or_default()),
-        env("ASYA_SOCKET_DIR", SOCKET_DIR),
-        env("ASYA_SOCKET_NAME", SOCKET_NAME),
-        env("ASYA_RUNTIME_CONCURRENCY", inp.concurrency.to_string()),
-        env("ASYA_LOG_LEVEL", inp.platform.sidecar.log_level.clone()),
+        env(rt::HANDLER, spec.handler.clone().unwrap_or_default()),
+        env(rt::SOCKET_DIR, SOCKET_DIR),
+        env(rt::SOCKET_NAME, SOCKET_NAME),
+        env(rt::RUNTIME_CONCURRENCY, inp.concurrency.to_string()),
+        env(rt::LOG_LEVEL, inp.platform.sidecar.log_level.clone()),
         // The runtime drains in-flight calls on SIGTERM within the same budget as the sidecar.
-        env("ASYA_SHUTDOWN_GRACE", inp.shutdown_grace()),
+        env(rt::SHUTDOWN_GRACE, duration::format(inp.shutdown_grace())),
     ];
     // The actor's env wins over ours, one entry per name (docs/render.md lists which
     // ASYA_* names a user may set).

@@ -30,39 +30,10 @@ pub fn is_handler(s: &str) -> bool {
         })
 }
 
-/// Parses a Go-style duration (`300ms`, `1.5s`, `2m`, `1h30m`) into seconds.
+/// Parses a Go-style duration (`300ms`, `1.5s`, `2m`, `1h30m`) into seconds, with the
+/// contract's parser: what validation accepts is exactly what the sidecar reads.
 pub fn parse_duration(s: &str) -> Option<f64> {
-    if s == "0" {
-        return Some(0.0);
-    }
-    let mut total = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * factor;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
+    asya_contract::duration::parse(s)
+        .ok()
+        .map(|d| d.as_secs_f64())
 }
