@@ -258,11 +258,15 @@ pub(crate) fn merge(
 }
 
 /// Documented defaults (DESIGN §3), applied after merging so that they never beat a flavor.
+/// `legacy`: the actor uses the operator-era shape, whose CRD defaulted KEDA's polling to
+/// 10 s and cooldown to 60 s (the flat shape's are 30 s and 300 s).
 pub(crate) fn apply_defaults(
     spec: &mut Map<String, Value>,
     default_transport: &str,
+    legacy: bool,
     prov: &mut Provenance,
 ) {
+    let (polling, cooldown) = if legacy { (10, 60) } else { (30, 300) };
     let scaling_enabled = spec
         .get("scaling")
         .and_then(|s| s.get("enabled"))
@@ -283,8 +287,8 @@ pub(crate) fn apply_defaults(
             ("scaling.minReplicaCount", json!(0)),
             ("scaling.maxReplicaCount", json!(10)),
             ("scaling.queueLength", json!(5)),
-            ("scaling.pollingInterval", json!(30)),
-            ("scaling.cooldownPeriod", json!(300)),
+            ("scaling.pollingInterval", json!(polling)),
+            ("scaling.cooldownPeriod", json!(cooldown)),
         ]);
     } else {
         defaults.push(("replicas", json!(1)));

@@ -123,21 +123,6 @@ pub(crate) fn normalize(
             }
         }
     }
-    if let Some(sc) = obj_mut(&mut s, "sidecar")
-        && let Some(Value::Object(img)) = sc.get("image").cloned()
-    {
-        // Upstream XRD spelling: image.{repository, tag, pullPolicy}.
-        let repo = img.get("repository").and_then(Value::as_str).unwrap_or("");
-        let image = match img.get("tag").and_then(Value::as_str) {
-            Some(t) => format!("{repo}:{t}"),
-            None => repo.to_string(),
-        };
-        sc.insert("image".into(), Value::String(image));
-        if let Some(p) = img.get("pullPolicy") {
-            sc.insert("imagePullPolicy".into(), p.clone());
-        }
-    }
-
     // --- legacy operator shape ---
     if let Some(t) = s.remove("timeout") {
         legacy = true;
@@ -402,6 +387,69 @@ fn unpack_template(
             } else {
                 w.insert("podTemplate".into(), Value::Object(pod_template));
             }
+        }
+    }
+}
+
+/// Fields of upstream's Crossplane-era AsyncActor and what replaced each.
+const REPLACED: &[(&str, &str)] = &[
+    (
+        "region",
+        "moved to the platform's transports.sqs.config.region",
+    ),
+    (
+        "providerConfigRef",
+        "moved to the platform's queue.providerConfig",
+    ),
+    ("overlays", "replaced by flavors: list them in spec.flavors"),
+    (
+        "compositionSelector",
+        "not needed: asya render replaces the Crossplane composition; remove it",
+    ),
+];
+
+/// Upstream spellings whose type differs from ours, rewritten before the schema check (which
+/// would otherwise reject them as the wrong type), and fields that were replaced, reported
+/// with their replacement.
+pub(crate) fn upstream_aliases(file: &str, spec: &mut Value, errs: &mut Diagnostics) {
+    let Some(s) = spec.as_object_mut() else {
+        return;
+    };
+    for (field, replacement) in REPLACED {
+        if s.remove(*field).is_some() {
+            errs.push(invalid(
+                file,
+                &format!("spec.{field}"),
+                format!("expected no {field} (an upstream Crossplane-era field): {replacement}"),
+            ));
+        }
+    }
+    if let Some(sc) = obj_mut(s, "sidecar")
+        && let Some(Value::Object(img)) = sc.get("image").cloned()
+    {
+        // Newer upstream: sidecar.image.{repository, tag, pullPolicy}.
+        let repo = img.get("repository").and_then(Value::as_str).unwrap_or("");
+        let image = match img.get("tag").and_then(Value::as_str) {
+            Some(t) => format!("{repo}:{t}"),
+            None => repo.to_string(),
+        };
+        sc.insert("image".into(), Value::String(image));
+        if let Some(p) = img.get("pullPolicy")
+            && !sc.contains_key("imagePullPolicy")
+        {
+            sc.insert("imagePullPolicy".into(), p.clone());
+        }
+    }
+    // The legacy shape kept the interpreter under workload.
+    if let Some(py) = obj_mut(s, "workload").and_then(|w| w.remove("pythonExecutable")) {
+        if s.contains_key("pythonExecutable") {
+            errs.push(invalid(
+                file,
+                "spec.workload.pythonExecutable",
+                "expected either workload.pythonExecutable or pythonExecutable, not both",
+            ));
+        } else {
+            s.insert("pythonExecutable".into(), py);
         }
     }
 }

@@ -181,7 +181,8 @@ spec:
   image: python:3.12-slim
   handler: echo.handle
   env: [{name: X, value: y}]
-  scaling: {enabled: true, minReplicaCount: 1, maxReplicaCount: 7}
+  # The legacy CRD's KEDA defaults, which the legacy shape keeps (the flat shape's are 30/300).
+  scaling: {enabled: true, minReplicaCount: 1, maxReplicaCount: 7, pollingInterval: 10, cooldownPeriod: 60}
 ",
     );
     let (l, f) = (ok(&legacy, &flavors(&[])), ok(&flat, &flavors(&[])));

@@ -9,7 +9,7 @@ use crate::api::spec::ActorSpec;
 use crate::api::{ActorDocument, FlavorLibrary};
 use crate::error::{Diagnostics, flavor, invalid, schema as schema_err};
 use crate::merge::{self, FlavorInput};
-use crate::normalize::normalize;
+use crate::normalize::{normalize, upstream_aliases};
 use crate::schema::{actor_spec_schema, check, prune};
 use crate::validate::{Files, is_dns_label, is_dns_subdomain, validate};
 
@@ -50,8 +50,9 @@ pub(super) fn resolve(
     // 1. the input as written: unknown fields and types, in the user's own paths. What is
     // wrong is reported and left out, and the rest is still checked, so that one run
     // reports a typo, a bad handler and a bad name together.
-    check(&doc.spec, actor_spec_schema(), file, "spec", &mut errs);
     let mut written = doc.spec.clone();
+    upstream_aliases(file, &mut written, &mut errs);
+    check(&written, actor_spec_schema(), file, "spec", &mut errs);
     if !errs.is_empty() {
         prune(&mut written, actor_spec_schema());
     }
@@ -124,7 +125,12 @@ pub(super) fn resolve(
     if errs.0.len() > own_errors {
         return Err(errs);
     }
-    merge::apply_defaults(&mut merged, &platform.default_transport, &mut prov);
+    merge::apply_defaults(
+        &mut merged,
+        &platform.default_transport,
+        actor.legacy,
+        &mut prov,
+    );
 
     // 3. typed view of the merged spec.
     let merged_value = Value::Object(merged);
