@@ -421,3 +421,38 @@ fn render_writes_no_asya_name_the_sidecar_does_not_read() {
     }
     assert!(checked > 300, "{checked} sidecar env entries checked");
 }
+
+#[test]
+fn routers_may_be_mounted_next_to_the_runtime_but_not_over_it() {
+    // Upstream's flow compiler mounts routers at /opt/asya/routers.py (a ConfigMap subPath).
+    let with_mount = |path: &str| {
+        actor(&format!(
+            "
+apiVersion: asya.sh/v1alpha1
+kind: AsyncActor
+metadata: {{name: flow, namespace: demo}}
+spec:
+  actor: flow
+  image: python:3.12-slim
+  handler: routers.start
+  volumes: [{{name: routers, configMap: {{name: flow-routers}}}}]
+  volumeMounts: [{{name: routers, mountPath: {path}, subPath: routers.py}}]
+"
+        ))
+    };
+    let r = ok(&with_mount("/opt/asya/routers.py"), &flavors(&[]));
+    let runtime = container(object(&r, "Deployment"), "asya-runtime");
+    assert!(
+        runtime["volumeMounts"]
+            .to_string()
+            .contains("/opt/asya/routers.py")
+    );
+    for reserved in ["/opt/asya", "/opt/asya/asya_runtime.py", "/var/run/asya/x"] {
+        let e = try_render(&with_mount(reserved), &flavors(&[]), &Platform::default())
+            .expect_err(reserved);
+        assert!(
+            e.to_string().contains("spec.volumeMounts[0].mountPath"),
+            "{e}"
+        );
+    }
+}

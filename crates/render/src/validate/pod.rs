@@ -8,7 +8,11 @@ use serde_json::Value;
 use crate::api::spec::{ActorSpec, FreeForm, WorkloadKind};
 
 const RESERVED_VOLUMES: &[&str] = &["asya-socket", "asya-runtime", "tmp"];
-const RESERVED_MOUNTS: &[&str] = &["/var/run/asya", "/opt/asya"];
+/// The socket directory is ours entirely. Under the runtime directory, only the runtime
+/// file itself and the directory are ours: upstream's flow compiler mounts routers next to
+/// the runtime (`/opt/asya/routers.py`), which the runtime imports from its own directory.
+const RESERVED_MOUNTS: &[&str] = &["/var/run/asya"];
+const RESERVED_EXACT: &[&str] = &["/opt/asya", "/opt/asya/", "/opt/asya/asya_runtime.py"];
 
 fn name_of(item: &FreeForm) -> Option<&str> {
     item.0.get("name").and_then(Value::as_str)
@@ -90,15 +94,15 @@ pub(super) fn check_pod(spec: &ActorSpec, err: &mut dyn FnMut(&str, String)) {
                 "expected an absolute mountPath".into(),
             ),
             Some(p)
-                if RESERVED_MOUNTS
-                    .iter()
-                    .any(|r| p == *r || p.starts_with(&format!("{r}/"))) =>
+                if RESERVED_EXACT.contains(&p)
+                    || RESERVED_MOUNTS
+                        .iter()
+                        .any(|r| p == *r || p.starts_with(&format!("{r}/"))) =>
             {
                 err(
                     &format!("{base}.mountPath"),
                     format!(
-                        "expected a path outside {}, got {p:?}",
-                        RESERVED_MOUNTS.join(" and ")
+                        "expected a path outside /var/run/asya, and not /opt/asya or /opt/asya/asya_runtime.py (files below /opt/asya are fine), got {p:?}"
                     ),
                 )
             }
