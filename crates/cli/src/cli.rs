@@ -112,6 +112,14 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub output: Format,
+    /// Write one file per object under DIR (`<namespace>/<actor>/<kind>.yaml`) instead of
+    /// printing; files of actors no longer rendered are removed.
+    #[arg(long, value_name = "DIR", conflicts_with = "check")]
+    pub out_dir: Option<PathBuf>,
+    /// Compare the render with the files under DIR (as `--out-dir` writes them); exit 1 with
+    /// a unified diff per object, and the actor and flavors behind it, when they differ.
+    #[arg(long, value_name = "DIR")]
+    pub check: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -171,3 +171,75 @@ fn argo_cd_plugin_environment_sets_namespace_flavors_and_platform() {
     assert!(out.is_empty());
     assert!(err.contains("missing.yaml"), "{err}");
 }
+
+#[test]
+fn golden_manifests_for_users_ci_are_written_and_checked() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let repo = dir.path();
+    std::fs::create_dir_all(repo.join("actors")).expect("mkdir");
+    let actor = |name: &str| {
+        format!(
+            "apiVersion: asya.sh/v1alpha1\nkind: AsyncActor\nmetadata: {{name: {name}, namespace: ml}}\nspec: {{actor: {name}, image: python:3.12-slim, handler: h.run, flavors: [small]}}\n"
+        )
+    };
+    std::fs::write(repo.join("actors/a.yaml"), actor("a")).expect("write");
+    std::fs::write(repo.join("actors/b.yaml"), actor("b")).expect("write");
+    let flavor = |mem: &str| {
+        format!(
+            "apiVersion: asya.sh/v1alpha1\nkind: Flavor\nmetadata: {{name: small}}\nspec: {{resources: {{limits: {{memory: {mem}}}}}}}\n"
+        )
+    };
+    std::fs::write(repo.join("flavor.yaml"), flavor("1Gi")).expect("write");
+    let run = |args: &[&str]| {
+        let mut all = vec!["render", "-f", "actors", "--flavors", "flavor.yaml"];
+        all.extend_from_slice(args);
+        asya(&all, "", &[], repo)
+    };
+
+    let (code, out, err) = run(&["--out-dir", "rendered"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("6 objects"), "{out}");
+    let deployment = repo.join("rendered/ml/a/deployment-a.yaml");
+    assert!(deployment.exists());
+    // The files hold exactly what `asya render` prints.
+    let (_, printed, _) = run(&[]);
+    let file = std::fs::read_to_string(&deployment).expect("read");
+    assert!(printed.contains(&file));
+
+    let (code, out, _) = run(&["--check", "rendered"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("6 objects up to date"), "{out}");
+
+    // A flavor change: both actors' Deployments differ, with the flavor named.
+    std::fs::write(repo.join("flavor.yaml"), flavor("2Gi")).expect("write");
+    let (code, out, _) = run(&["--check", "rendered"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("--- a/ml/a/deployment-a.yaml")
+            && out.contains("+++ b/ml/a/deployment-a.yaml"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-            memory: 1Gi") && out.contains("+            memory: 2Gi"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rendered from actors/b.yaml (flavors small)"),
+        "{out}"
+    );
+    assert!(out.contains("2 of 6 objects differ"), "{out}");
+
+    // An actor removed: its files are reported, then removed by --out-dir.
+    std::fs::remove_file(repo.join("actors/b.yaml")).expect("rm");
+    let (code, out, _) = run(&["--check", "rendered"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("ml/b/deployment-b.yaml: no longer rendered"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["--out-dir", "rendered"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("3 removed"), "{out}");
+    let (code, _, _) = run(&["--check", "rendered"]);
+    assert_eq!(code, 0);
+}

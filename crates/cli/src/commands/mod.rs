@@ -8,5 +8,6 @@ pub mod crd;
 #[cfg(feature = "controller")]
 pub mod diff;
 pub mod explain;
+pub mod manifests;
 pub mod render;
 pub mod validate;

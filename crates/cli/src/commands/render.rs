@@ -2,17 +2,27 @@
 
 use std::io::Write;
 
-use asya_render::{Diagnostics, render, to_yaml_stream};
+use asya_render::{Diagnostics, Rendered, render, to_yaml_stream};
 use serde_json::json;
 
 use crate::cli::{Format, InputArgs, RenderArgs};
+use crate::commands::manifests;
 use crate::inputs::{load_lenient, report};
 
 /// Renders every actor of the inputs; all-or-nothing, but every actor is checked and every
 /// error of every file is reported, located by line and column.
 pub fn render_all(input: &InputArgs) -> Result<(Vec<serde_json::Value>, Vec<String>), Diagnostics> {
+    let (renders, warnings) = render_actors(input)?;
+    Ok((
+        renders.into_iter().flat_map(|r| r.objects).collect(),
+        warnings,
+    ))
+}
+
+/// [`render_all`], keeping each actor's render (its objects, source and flavors).
+pub fn render_actors(input: &InputArgs) -> Result<(Vec<Rendered>, Vec<String>), Diagnostics> {
     let (inputs, mut errs) = load_lenient(input)?;
-    let mut objects = Vec::new();
+    let mut renders = Vec::new();
     let mut warnings = Vec::new();
     // Objects are named after spec.actor: two documents with one actor would overwrite each other.
     let mut owners: std::collections::BTreeMap<(String, String), String> = Default::default();
@@ -38,14 +48,14 @@ pub fn render_all(input: &InputArgs) -> Result<(Vec<serde_json::Value>, Vec<Stri
                         .iter()
                         .map(|w| format!("{}: {w}", a.source)),
                 );
-                objects.extend(r.objects);
+                renders.push(r);
             }
             Err(e) => errs.extend(e),
         }
     }
     errs.locate(&inputs.sources);
     errs.into_result()?;
-    Ok((objects, warnings))
+    Ok((renders, warnings))
 }
 
 /// Output text for `objects` in the chosen format.
@@ -62,6 +72,21 @@ pub fn format_objects(objects: &[serde_json::Value], format: Format) -> String {
 }
 
 pub fn run(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if let Some(dir) = args.out_dir.as_deref().or(args.check.as_deref()) {
+        return match render_actors(&args.input) {
+            Ok((renders, warnings)) => {
+                for w in warnings {
+                    let _ = writeln!(err, "warning: {w}");
+                }
+                if args.check.is_some() {
+                    manifests::check(&renders, dir, out, err)
+                } else {
+                    manifests::write(&renders, dir, out, err)
+                }
+            }
+            Err(e) => report(&e, err),
+        };
+    }
     match render_all(&args.input) {
         Ok((objects, warnings)) => {
             for w in warnings {
