@@ -117,11 +117,11 @@ async fn missing_flavor_marks_the_actor_invalid_and_applies_nothing() {
         &kube::core::GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
         "events",
     ));
-    wait_for("InvalidSpec event", || async {
+    wait_for("RenderInvalid event", || async {
         let list = events.list(&ListParams::default()).await.ok()?;
         list.items
             .iter()
-            .any(|e| e.data["reason"] == "InvalidSpec" && e.data["regarding"]["name"] == "inv")
+            .any(|e| e.data["reason"] == "RenderInvalid" && e.data["regarding"]["name"] == "inv")
             .then_some(())
     })
     .await;
