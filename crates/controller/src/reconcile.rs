@@ -44,7 +44,12 @@ pub struct Context {
     /// What was last applied per actor uid: a fingerprint of the apply bodies
     /// and the [`live_version`] of each child right after. When both still
     /// match, a pass reads instead of applying, so a resync writes nothing.
+    /// Only ever a hint (a missing entry means "apply and prune"); an entry
+    /// is removed when its actor is deleted.
     pub applied: Mutex<HashMap<String, AppliedFingerprint>>,
+    /// The HPA API version the server answered with (`v2` or `v2beta2`), so
+    /// later reads go straight to it instead of trying `v2` first.
+    pub hpa_version: Mutex<Option<&'static str>>,
 }
 
 /// See [`Context::applied`].
@@ -52,6 +57,9 @@ pub struct Context {
 pub struct AppliedFingerprint {
     pub bodies: u64,
     pub versions: Vec<(ObjectKey, String)>,
+    /// The ApplySet id and sorted object keys the last prune kept. A re-apply
+    /// of the same set needs no prune: anything outside it was pruned then.
+    pub pruned: (String, Vec<ObjectKey>),
 }
 
 /// Reconciles one actor (the entry point given to the kube-runtime Controller).
@@ -205,6 +213,10 @@ async fn steps(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
         let uid = actor.uid().unwrap_or_default();
         let fingerprint = fingerprint(&rendered.objects, &owner);
         let remembered = ctx.applied.lock().ok().and_then(|m| m.get(&uid).cloned());
+        let mut kept = keys.clone();
+        kept.sort();
+        let kept = (rendered.applyset_id.clone(), kept);
+        let prune_needed = remembered.as_ref().is_none_or(|f| f.pruned != kept);
         let unchanged = match remembered {
             Some(f) if f.bodies == fingerprint => read_if_unchanged(&namespace, &f, ctx).await?,
             _ => None,
@@ -215,9 +227,12 @@ async fn steps(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
                 let applied =
                     apply::apply_all(&ctx.client, &namespace, &rendered.objects, &owner, false)
                         .await?;
-                let pruned =
+                let pruned = if prune_needed {
                     apply::prune(&ctx.client, &namespace, &rendered.applyset_id, &uid, &keys)
-                        .await?;
+                        .await?
+                } else {
+                    Vec::new()
+                };
                 for p in pruned {
                     tracing::info!(actor = %actor.name_any(), kind = %p.kind, name = %p.name, "pruned");
                 }
@@ -231,6 +246,7 @@ async fn steps(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
                         AppliedFingerprint {
                             bodies: fingerprint,
                             versions,
+                            pruned: kept,
                         },
                     );
                 }
@@ -388,12 +404,26 @@ async fn observe(
     };
     let workload = fetch(&workload_key).await?;
     let scaled_object = fetch(&so_key).await?;
+    // A workload that neither wants nor has pods (scaled to zero) has none
+    // to count: pods being deleted are not counted anyway.
+    let count = |ptr: &str| {
+        workload
+            .as_ref()
+            .and_then(|w| w.pointer(ptr))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    let has_pods = count("/spec/replicas") > 0
+        || count("/status/replicas") > 0
+        || workload
+            .as_ref()
+            .is_some_and(|w| w.pointer("/spec/replicas").is_none());
     let pods = match workload
         .as_ref()
         .and_then(|w| w.pointer("/spec/selector/matchLabels"))
         .and_then(Value::as_object)
     {
-        Some(labels) if !labels.is_empty() => {
+        Some(labels) if !labels.is_empty() && has_pods => {
             let mut selector: Vec<String> = labels
                 .iter()
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
@@ -426,11 +456,22 @@ async fn observe(
 /// KEDA names its HPA `keda-hpa-<ScaledObject>`. `autoscaling/v2` where
 /// served (1.23+), else `v2beta2` (1.20).
 async fn read_hpa(namespace: &str, name: &str, ctx: &Context) -> Result<Option<Value>> {
-    for version in ["v2", "v2beta2"] {
+    let known = ctx.hpa_version.lock().ok().and_then(|v| *v);
+    let versions: &[&'static str] = match known {
+        Some("v2") => &["v2"],
+        Some(_) => &["v2beta2"],
+        None => &["v2", "v2beta2"],
+    };
+    for &version in versions {
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), namespace, &resources::hpa(version));
         match api.get_opt(name).await {
-            Ok(found) => return Ok(found.and_then(|o| serde_json::to_value(o).ok())),
+            Ok(found) => {
+                if let Ok(mut v) = ctx.hpa_version.lock() {
+                    *v = Some(version);
+                }
+                return Ok(found.and_then(|o| serde_json::to_value(o).ok()));
+            }
             // The version is not served: try the next one.
             Err(kube::Error::Api(s)) if s.code == 404 => continue,
             Err(source) => {
@@ -532,6 +573,10 @@ async fn publish_new_failures(
 
 /// On deletion: delete the queue when the transport's policy says Delete.
 async fn cleanup_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
+    // The write-avoidance memory of a deleted actor is never needed again.
+    if let (Some(uid), Ok(mut applied)) = (actor.uid(), ctx.applied.lock()) {
+        applied.remove(&uid);
+    }
     let (transport, queue) = match render_actor(actor, ctx) {
         Ok(r) => (r.transport_name, r.queue_name),
         Err(_) => {
