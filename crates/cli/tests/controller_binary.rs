@@ -114,5 +114,23 @@ fn the_binary_logs_and_finishes_deleting_an_actor_through_its_finalizer() {
         logged.contains("queue deleted"),
         "the controller's log lacks the cleanup line:\n{logged}"
     );
+    // Not a terminal: JSON by default, one object per line, no colour codes,
+    // and one line per reconcile outcome with actor, namespace, duration and result.
+    assert!(
+        !logged.contains('\u{1b}'),
+        "ANSI codes off a terminal:\n{logged}"
+    );
+    let lines: Vec<serde_json::Value> = logged
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"] == "reconciled"
+            && l["actor"] == "hello"
+            && l["namespace"] == ns.as_str()
+            && l["result"] == "ok"
+            && l["duration_ms"].is_u64()),
+        "no reconcile outcome line:\n{logged}"
+    );
     let _ = kubectl(&k, &["delete", "namespace", &ns, "--wait=false"], "");
 }

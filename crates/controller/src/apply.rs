@@ -121,7 +121,13 @@ pub async fn apply_all(
         let key = object_key(object)?;
         let body = apply_body(object, namespace, owner, &keda_scaled)?;
         let api = dynamic_api(client, namespace, &key);
-        let object = api.patch(&key.name, &params, &Patch::Apply(&body)).await?;
+        let object = api
+            .patch(&key.name, &params, &Patch::Apply(&body))
+            .await
+            .map_err(|source| Error::Apply {
+                key: Box::new(key.clone()),
+                source,
+            })?;
         applied.push(Applied { key, object });
     }
     Ok(applied)
@@ -162,7 +168,12 @@ pub async fn prune(
             Ok(list) => list,
             // A kind whose CRD is not installed (e.g. KEDA absent) has nothing to prune.
             Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(e) => return Err(e.into()),
+            Err(source) => {
+                return Err(Error::Prune {
+                    kind: ar.kind.clone(),
+                    source,
+                });
+            }
         };
         for item in list.items {
             let name = item.name_any();
@@ -176,7 +187,12 @@ pub async fn prune(
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(e) => return Err(e.into()),
+                Err(source) => {
+                    return Err(Error::Prune {
+                        kind: ar.kind.clone(),
+                        source,
+                    });
+                }
             }
             deleted.push(ObjectKey {
                 api_version: ar.api_version.clone(),

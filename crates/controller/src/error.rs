@@ -8,6 +8,30 @@ pub enum Error {
     /// A call to the Kubernetes API failed.
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// The render rejected the actor (validation, flavor conflict or missing flavor).
+    #[error("render: {0}")]
+    RenderInvalid(String),
+    /// Server-side apply of one rendered object failed.
+    #[error("apply {} {} ({}): {source}", key.kind, key.name, key.api_version)]
+    Apply {
+        key: Box<crate::apply::ObjectKey>,
+        #[source]
+        source: kube::Error,
+    },
+    /// Listing or deleting objects the render dropped failed.
+    #[error("prune {kind}: {source}")]
+    Prune {
+        kind: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// Reading a child (workload, ScaledObject, HPA, pods) for status failed.
+    #[error("read {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
     /// The render produced an object we cannot apply (no apiVersion, kind or name).
     #[error("rendered object is malformed: {0}")]
     MalformedObject(String),
@@ -20,8 +44,12 @@ pub enum Error {
     },
     /// The queue could not be ensured this pass (already reported in status);
     /// returned so the actor is retried with backoff instead of at the next resync.
-    #[error("queue not ready: {0}")]
-    QueueNotReady(String),
+    #[error("queue {queue} on {transport} not ready: {message}")]
+    QueueNotReady {
+        queue: String,
+        transport: String,
+        message: String,
+    },
     /// The actor names a transport the platform configures no driver for.
     #[error("no queue driver for transport {0:?} (platform config lists no such transport)")]
     NoQueueDriver(String),
@@ -41,9 +69,13 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",
+            Error::RenderInvalid(_) => "render_invalid",
+            Error::Apply { .. } => "apply",
+            Error::Prune { .. } => "prune",
+            Error::Read { .. } => "read",
             Error::MalformedObject(_) => "malformed_object",
             Error::Queue { .. } => "queue",
-            Error::QueueNotReady(_) => "queue_not_ready",
+            Error::QueueNotReady { .. } => "queue_not_ready",
             Error::NoQueueDriver(_) => "no_queue_driver",
             Error::Platform { .. } => "platform",
             Error::Finalizer(_) => "finalizer",

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod client;
 pub mod diff;
 pub mod error;
+pub mod failure;
 pub mod install;
 pub mod leader;
 pub mod metrics;

@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::apply::{self, ObjectKey};
 use crate::error::{Error, Result};
+use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::queue::{DeletionPolicy, QueueDrivers};
 use crate::render::{RenderedActor, Renderer};
@@ -43,7 +44,12 @@ pub struct Context {
     /// What was last applied per actor uid: a fingerprint of the apply bodies
     /// and the [`live_version`] of each child right after. When both still
     /// match, a pass reads instead of applying, so a resync writes nothing.
+    /// Only ever a hint (a missing entry means "apply and prune"); an entry
+    /// is removed when its actor is deleted.
     pub applied: Mutex<HashMap<String, AppliedFingerprint>>,
+    /// The HPA API version the server answered with (`v2` or `v2beta2`), so
+    /// later reads go straight to it instead of trying `v2` first.
+    pub hpa_version: Mutex<Option<&'static str>>,
 }
 
 /// See [`Context::applied`].
@@ -51,6 +57,9 @@ pub struct Context {
 pub struct AppliedFingerprint {
     pub bodies: u64,
     pub versions: Vec<(ObjectKey, String)>,
+    /// The ApplySet id and sorted object keys the last prune kept. A re-apply
+    /// of the same set needs no prune: anything outside it was pruned then.
+    pub pruned: (String, Vec<ObjectKey>),
 }
 
 /// Reconciles one actor (the entry point given to the kube-runtime Controller).
@@ -71,7 +80,9 @@ pub async fn reconcile(actor: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<A
         finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
         other => Error::Finalizer(other.to_string()),
     });
-    ctx.metrics.observe_reconcile(started.elapsed());
+    let elapsed = started.elapsed();
+    ctx.metrics.observe_reconcile(elapsed);
+    log_outcome(&actor, elapsed, &result);
     // Success resets the backoff; a failure keeps its count for error_policy.
     if result.is_ok() {
         let key = ObjectRef::from_obj_with(actor.as_ref(), resources::async_actor());
@@ -80,6 +91,35 @@ pub async fn reconcile(actor: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<A
         }
     }
     result
+}
+
+/// One line per reconcile: actor, namespace, duration and result (with the
+/// failure's stable reason, so logs can be filtered like conditions).
+fn log_outcome(actor: &DynamicObject, elapsed: Duration, result: &Result<Action>) {
+    let name = actor.name_any();
+    let namespace = actor.namespace().unwrap_or_default();
+    let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    match result {
+        Ok(_) => tracing::info!(
+            actor = %name,
+            namespace = %namespace,
+            duration_ms,
+            result = "ok",
+            "reconciled"
+        ),
+        Err(error) => {
+            let failure = Failure::from_error(error);
+            tracing::warn!(
+                actor = %name,
+                namespace = %namespace,
+                duration_ms,
+                result = "error",
+                reason = failure.reason,
+                error = %error,
+                "reconciled"
+            )
+        }
+    }
 }
 
 /// Per-actor exponential backoff: 1 s, 2 s, 4 s … capped at 5 minutes.
@@ -96,7 +136,7 @@ pub fn error_policy(actor: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>)
     };
     let delay =
         Duration::from_secs(1u64 << n.saturating_sub(1).min(9)).min(Duration::from_secs(300));
-    tracing::warn!(actor = %actor.name_any(), namespace = ?actor.namespace(), error = %error, retry_in = ?delay, "reconcile failed");
+    tracing::debug!(actor = %actor.name_any(), namespace = ?actor.namespace(), retry_in = ?delay, "backing off");
     Action::requeue(delay)
 }
 
@@ -136,38 +176,30 @@ fn owner_reference(actor: &DynamicObject) -> OwnerReference {
     }
 }
 
+/// Runs the steps; a failure of any of them is written to the actor's status
+/// and published as an Event before it is returned for backoff.
 async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
+    match steps(actor, ctx).await {
+        Ok(action) => Ok(action),
+        Err(error) => {
+            // A queue failure is already in the status that `steps` wrote.
+            if !matches!(error, Error::QueueNotReady { .. }) {
+                let failure = Failure::from_error(&error);
+                if let Err(e) = write_status(actor, &Outcome::Failed(failure), ctx).await {
+                    tracing::warn!(actor = %actor.name_any(), error = %e, "could not write the failure to status");
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn steps(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
     let namespace = actor.namespace().unwrap_or_default();
     let rendered = match render_actor(actor, ctx) {
         Ok(r) => r,
-        Err(message) => {
-            let previous = actor.data.get("status");
-            let was_same = previous
-                .and_then(|s| s.get("conditions"))
-                .map(|c| {
-                    c.to_string()
-                        .contains(&serde_json::to_string(&message).unwrap_or_default())
-                })
-                .unwrap_or(false);
-            if !was_same {
-                let event = Event {
-                    type_: EventType::Warning,
-                    reason: "InvalidSpec".into(),
-                    note: Some(truncate(&message, 1000)),
-                    action: "Render".into(),
-                    secondary: None,
-                };
-                if let Err(e) = ctx
-                    .recorder
-                    .publish(&event, &actor.object_ref(&resources::async_actor()))
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not publish event");
-                }
-            }
-            write_status(actor, &Outcome::Invalid(message), ctx).await?;
-            return Ok(Action::requeue(ctx.resync));
-        }
+        // Nothing is applied; what was applied before stays.
+        Err(message) => return Err(Error::RenderInvalid(message)),
     };
     let gitops = actor.annotations().get(RENDERED_BY).map(String::as_str) == Some("gitops");
     let keys: Vec<ObjectKey> = rendered
@@ -181,6 +213,10 @@ async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
         let uid = actor.uid().unwrap_or_default();
         let fingerprint = fingerprint(&rendered.objects, &owner);
         let remembered = ctx.applied.lock().ok().and_then(|m| m.get(&uid).cloned());
+        let mut kept = keys.clone();
+        kept.sort();
+        let kept = (rendered.applyset_id.clone(), kept);
+        let prune_needed = remembered.as_ref().is_none_or(|f| f.pruned != kept);
         let unchanged = match remembered {
             Some(f) if f.bodies == fingerprint => read_if_unchanged(&namespace, &f, ctx).await?,
             _ => None,
@@ -191,9 +227,12 @@ async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
                 let applied =
                     apply::apply_all(&ctx.client, &namespace, &rendered.objects, &owner, false)
                         .await?;
-                let pruned =
+                let pruned = if prune_needed {
                     apply::prune(&ctx.client, &namespace, &rendered.applyset_id, &uid, &keys)
-                        .await?;
+                        .await?
+                } else {
+                    Vec::new()
+                };
                 for p in pruned {
                     tracing::info!(actor = %actor.name_any(), kind = %p.kind, name = %p.name, "pruned");
                 }
@@ -207,6 +246,7 @@ async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
                         AppliedFingerprint {
                             bodies: fingerprint,
                             versions,
+                            pruned: kept,
                         },
                     );
                 }
@@ -244,7 +284,11 @@ async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
     .await?;
     match queue_error {
         // Status already says TransportError; retry with backoff, not at the next resync.
-        Some(e) => Err(Error::QueueNotReady(e)),
+        Some(message) => Err(Error::QueueNotReady {
+            queue: rendered.queue_name.clone(),
+            transport: rendered.transport.clone(),
+            message,
+        }),
         None => Ok(Action::requeue(ctx.resync)),
     }
 }
@@ -278,6 +322,13 @@ pub fn live_version(obj: &DynamicObject) -> String {
     }
 }
 
+fn read_error(key: &ObjectKey, source: kube::Error) -> Error {
+    Error::Read {
+        what: format!("{} {}", key.kind, key.name),
+        source,
+    }
+}
+
 /// Reads the children; returns them if every one still has the
 /// resourceVersion the last apply left, `None` if any changed or vanished.
 async fn read_if_unchanged(
@@ -289,7 +340,11 @@ async fn read_if_unchanged(
     for (key, version) in &f.versions {
         let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &ar);
-        let Some(obj) = api.get_opt(&key.name).await? else {
+        let Some(obj) = api
+            .get_opt(&key.name)
+            .await
+            .map_err(|e| read_error(key, e))?
+        else {
             return Ok(None);
         };
         if live_version(&obj) != *version {
@@ -343,17 +398,32 @@ async fn observe(
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &ar);
         Ok(api
             .get_opt(&key.name)
-            .await?
+            .await
+            .map_err(|e| read_error(key, e))?
             .and_then(|o| serde_json::to_value(o).ok()))
     };
     let workload = fetch(&workload_key).await?;
     let scaled_object = fetch(&so_key).await?;
+    // A workload that neither wants nor has pods (scaled to zero) has none
+    // to count: pods being deleted are not counted anyway.
+    let count = |ptr: &str| {
+        workload
+            .as_ref()
+            .and_then(|w| w.pointer(ptr))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    let has_pods = count("/spec/replicas") > 0
+        || count("/status/replicas") > 0
+        || workload
+            .as_ref()
+            .is_some_and(|w| w.pointer("/spec/replicas").is_none());
     let pods = match workload
         .as_ref()
         .and_then(|w| w.pointer("/spec/selector/matchLabels"))
         .and_then(Value::as_object)
     {
-        Some(labels) if !labels.is_empty() => {
+        Some(labels) if !labels.is_empty() && has_pods => {
             let mut selector: Vec<String> = labels
                 .iter()
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
@@ -361,7 +431,11 @@ async fn observe(
             selector.sort();
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
             api.list(&ListParams::default().labels(&selector.join(",")))
-                .await?
+                .await
+                .map_err(|source| Error::Read {
+                    what: "pods".into(),
+                    source,
+                })?
                 .items
         }
         _ => Vec::new(),
@@ -382,14 +456,30 @@ async fn observe(
 /// KEDA names its HPA `keda-hpa-<ScaledObject>`. `autoscaling/v2` where
 /// served (1.23+), else `v2beta2` (1.20).
 async fn read_hpa(namespace: &str, name: &str, ctx: &Context) -> Result<Option<Value>> {
-    for version in ["v2", "v2beta2"] {
+    let known = ctx.hpa_version.lock().ok().and_then(|v| *v);
+    let versions: &[&'static str] = match known {
+        Some("v2") => &["v2"],
+        Some(_) => &["v2beta2"],
+        None => &["v2", "v2beta2"],
+    };
+    for &version in versions {
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), namespace, &resources::hpa(version));
         match api.get_opt(name).await {
-            Ok(found) => return Ok(found.and_then(|o| serde_json::to_value(o).ok())),
+            Ok(found) => {
+                if let Ok(mut v) = ctx.hpa_version.lock() {
+                    *v = Some(version);
+                }
+                return Ok(found.and_then(|o| serde_json::to_value(o).ok()));
+            }
             // The version is not served: try the next one.
             Err(kube::Error::Api(s)) if s.code == 404 => continue,
-            Err(e) => return Err(e.into()),
+            Err(source) => {
+                return Err(Error::Read {
+                    what: format!("HorizontalPodAutoscaler {name}"),
+                    source,
+                });
+            }
         }
     }
     Ok(None)
@@ -411,6 +501,7 @@ async fn write_status(actor: &DynamicObject, outcome: &Outcome, ctx: &Context) -
     if previous == Some(&new) {
         return Ok(());
     }
+    publish_new_failures(actor, previous, &new, ctx).await;
     let mut patch = new.clone();
     if let (Some(Value::Object(old)), Value::Object(patch)) = (previous, &mut patch) {
         for key in old.keys() {
@@ -434,8 +525,58 @@ async fn write_status(actor: &DynamicObject, outcome: &Outcome, ctx: &Context) -
     Ok(())
 }
 
+/// Publishes a Warning Event for each condition that is False in `new` with
+/// a reason or message it did not have in `previous`, so a failure retried
+/// with backoff yields one Event, not one per retry.
+async fn publish_new_failures(
+    actor: &DynamicObject,
+    previous: Option<&Value>,
+    new: &Value,
+    ctx: &Context,
+) {
+    let conditions = |s: Option<&Value>| -> Vec<Value> {
+        s.and_then(|s| s.get("conditions"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let before = conditions(previous);
+    for c in conditions(Some(new)) {
+        if c["status"] != "False" {
+            continue;
+        }
+        let seen = before.iter().any(|b| {
+            b["type"] == c["type"]
+                && b["status"] == c["status"]
+                && b["reason"] == c["reason"]
+                && b["message"] == c["message"]
+        });
+        if seen {
+            continue;
+        }
+        let event = Event {
+            type_: EventType::Warning,
+            reason: c["reason"].as_str().unwrap_or("Failed").to_owned(),
+            note: c["message"].as_str().map(str::to_owned),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx
+            .recorder
+            .publish(&event, &actor.object_ref(&resources::async_actor()))
+            .await
+        {
+            tracing::warn!(actor = %actor.name_any(), error = %e, "could not publish event");
+        }
+    }
+}
+
 /// On deletion: delete the queue when the transport's policy says Delete.
 async fn cleanup_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
+    // The write-avoidance memory of a deleted actor is never needed again.
+    if let (Some(uid), Ok(mut applied)) = (actor.uid(), ctx.applied.lock()) {
+        applied.remove(&uid);
+    }
     let (transport, queue) = match render_actor(actor, ctx) {
         Ok(r) => (r.transport_name, r.queue_name),
         Err(_) => {
@@ -471,15 +612,4 @@ async fn cleanup_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
         }
     }
     Ok(Action::await_change())
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Map, Value, json};
 
 use crate::apply::ObjectKey;
+use crate::failure::Failure;
 use crate::pods::{self, PodCounts};
 
 /// What the render said about the actor, in the terms status needs.
@@ -45,10 +46,16 @@ pub struct Observed {
 /// The outcome to describe.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// Validation or a flavor conflict: the message quotes the error.
-    Invalid(String),
+    /// A step failed (render, apply, prune, read): the failure's condition
+    /// turns False and sets the phase; everything else the previous status
+    /// said (replica counts, refs, the other conditions) is kept, since what
+    /// was applied before is still there.
+    Failed(Failure),
     Reconciled(Box<RenderSummary>, Box<Observed>),
 }
+
+/// The three conditions, in the order status lists them.
+const CONDITION_TYPES: [&str; 3] = ["TransportReady", "WorkloadReady", "ScalingReady"];
 
 /// Builds the status. `previous` is the actor's current `.status` (for
 /// transition times and scale direction); `now` is an RFC 3339 time used only
@@ -61,20 +68,7 @@ pub fn build(
 ) -> Value {
     let mut status = Map::new();
     let conditions = match outcome {
-        Outcome::Invalid(message) => {
-            status.insert("phase".into(), json!("Invalid"));
-            let not_reconciled = "not reconciled because the spec is invalid (see WorkloadReady)";
-            vec![
-                cond("TransportReady", "Unknown", "InvalidSpec", not_reconciled),
-                cond(
-                    "WorkloadReady",
-                    "False",
-                    "InvalidSpec",
-                    &format!("nothing applied: {message}"),
-                ),
-                cond("ScalingReady", "Unknown", "InvalidSpec", not_reconciled),
-            ]
-        }
+        Outcome::Failed(failure) => failed(&mut status, failure, previous),
         Outcome::Reconciled(summary, observed) => {
             reconciled(&mut status, summary, observed, previous)
         }
@@ -95,6 +89,46 @@ pub fn build(
         status.insert("observedGeneration".into(), json!(g));
     }
     Value::Object(status)
+}
+
+fn failed(status: &mut Map<String, Value>, f: &Failure, previous: Option<&Value>) -> Vec<Value> {
+    if let Some(Value::Object(prev)) = previous {
+        for (k, v) in prev {
+            if !matches!(k.as_str(), "phase" | "conditions" | "observedGeneration") {
+                status.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    status.insert("phase".into(), json!(f.phase));
+    let failing = f.condition.as_str();
+    CONDITION_TYPES
+        .iter()
+        .map(|&t| {
+            if t == failing {
+                return cond(t, "False", f.reason, &f.message);
+            }
+            let kept = previous
+                .and_then(|p| p.get("conditions"))
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+                .map(|c| {
+                    let mut c = c.clone();
+                    if let Some(m) = c.as_object_mut() {
+                        m.remove("lastTransitionTime");
+                        m.remove("observedGeneration");
+                    }
+                    c
+                });
+            kept.unwrap_or_else(|| {
+                cond(
+                    t,
+                    "Unknown",
+                    f.reason,
+                    &format!("not reconciled yet (see {failing})"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn reconciled(
@@ -214,15 +248,10 @@ fn transport_condition(s: &RenderSummary, o: &Observed) -> Value {
             "QueueReady",
             &format!("queue {} exists on {}", s.queue_name, s.transport),
         ),
-        Some(Err(e)) => cond(
-            "TransportReady",
-            "False",
-            "QueueError",
-            &format!(
-                "cannot ensure queue {} on {}: {e}",
-                s.queue_name, s.transport
-            ),
-        ),
+        Some(Err(e)) => {
+            let f = Failure::queue_unavailable(&s.queue_name, &s.transport, e);
+            cond("TransportReady", "False", f.reason, &f.message)
+        }
         None => cond(
             "TransportReady",
             "True",
@@ -561,18 +590,56 @@ mod tests {
     #[test]
     fn invalid_actor_quotes_the_error() {
         let s = build(
-            &Outcome::Invalid("flavor \"gpu\" not found".into()),
+            &Outcome::Failed(Failure::render_invalid("flavor \"gpu\" not found")),
             Some(2),
             None,
             "T0",
         );
         assert_eq!(s["phase"], "Invalid");
+        assert_eq!(condition(&s, "WorkloadReady")["reason"], "RenderInvalid");
         assert!(
             condition(&s, "WorkloadReady")["message"]
                 .as_str()
                 .unwrap()
                 .contains("flavor \"gpu\" not found")
         );
+    }
+
+    #[test]
+    fn a_failure_after_a_good_pass_keeps_what_was_observed() {
+        let good = build(
+            &Outcome::Reconciled(
+                Box::new(summary(false)),
+                Box::new(observed(1, vec![ready_pod("a")])),
+            ),
+            Some(1),
+            None,
+            "T0",
+        );
+        let failure = crate::failure::Failure::render_invalid("bad");
+        let s = build(&Outcome::Failed(failure), Some(2), Some(&good), "T1");
+        assert_eq!(s["phase"], "Invalid");
+        assert_eq!(s["replicas"], good["replicas"]);
+        assert_eq!(s["observedGeneration"], 2);
+        let w = condition(&s, "WorkloadReady");
+        assert_eq!(
+            (&w["status"], &w["reason"]),
+            (&json!("False"), &json!("RenderInvalid"))
+        );
+        assert_eq!(w["lastTransitionTime"], "T1");
+        let t = condition(&s, "TransportReady");
+        assert_eq!(t["reason"], "QueueReady");
+        assert_eq!(
+            t["lastTransitionTime"], "T0",
+            "an untouched condition keeps its time"
+        );
+        let fresh = build(
+            &Outcome::Failed(crate::failure::Failure::render_invalid("bad")),
+            None,
+            None,
+            "T0",
+        );
+        assert_eq!(condition(&fresh, "ScalingReady")["status"], "Unknown");
     }
 
     #[test]

@@ -117,11 +117,11 @@ async fn missing_flavor_marks_the_actor_invalid_and_applies_nothing() {
         &kube::core::GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
         "events",
     ));
-    wait_for("InvalidSpec event", || async {
+    wait_for("RenderInvalid event", || async {
         let list = events.list(&ListParams::default()).await.ok()?;
         list.items
             .iter()
-            .any(|e| e.data["reason"] == "InvalidSpec" && e.data["regarding"]["name"] == "inv")
+            .any(|e| e.data["reason"] == "RenderInvalid" && e.data["regarding"]["name"] == "inv")
             .then_some(())
     })
     .await;
@@ -277,6 +277,7 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
         resync: Duration::from_secs(600),
         failures: Default::default(),
         applied: Default::default(),
+        hpa_version: Default::default(),
     });
     c.apply_actor(actor(&c.ns, "rs", json!({"scaling": {"enabled": true}})))
         .await;
@@ -338,6 +339,45 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
             ("ScaledObject".to_string(), so.resource_version())
         ],
         children
+    );
+    // An edited child is applied again, but the same set of objects needs no
+    // prune: the pass reads at most each child, the pods and the HPA once
+    // (a prune would add a LIST per prunable kind).
+    c.deployments()
+        .patch(
+            "rs",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"edited-by": "someone"}}})),
+        )
+        .await
+        .expect("edit deployment");
+    let children_count = after.data["status"]["appliedRefs"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    let (requests, writes) = (
+        c.metrics
+            .requests_total
+            .load(std::sync::atomic::Ordering::SeqCst),
+        c.metrics
+            .writes_total
+            .load(std::sync::atomic::Ordering::SeqCst),
+    );
+    reconcile::reconcile(Arc::new(c.get_actor("rs").await), ctx.clone())
+        .await
+        .expect("re-apply");
+    let reads = (c
+        .metrics
+        .requests_total
+        .load(std::sync::atomic::Ordering::SeqCst)
+        - requests)
+        - (c.metrics
+            .writes_total
+            .load(std::sync::atomic::Ordering::SeqCst)
+            - writes);
+    assert!(
+        children_count > 0 && reads <= children_count as u64 + 2,
+        "re-apply of {children_count} unchanged objects read {reads} times"
     );
     c.cleanup().await;
 }

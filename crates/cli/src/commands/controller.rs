@@ -45,6 +45,16 @@ pub struct ControllerArgs {
     /// Name of the leader-election Lease.
     #[arg(long, default_value = "asya-controller")]
     pub leader_election_id: String,
+    /// Log format; default: `text` on a terminal, `json` otherwise (one object per line).
+    #[arg(long, value_enum, env = "ASYA_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How the controller writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
 }
 
 /// Runs the controller until SIGINT/SIGTERM; returns the exit code.
@@ -62,13 +72,34 @@ pub fn run(
     }
 }
 
+/// Logs go to stdout; colours only on a terminal, JSON by default elsewhere
+/// (a pod's log collector reads it line by line).
+fn init_logging(format: Option<LogFormat>) {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
+    let format = format.unwrap_or(if terminal {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    });
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ASYA_LOG")
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_ansi(terminal && format == LogFormat::Text);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
 fn serve(args: &ControllerArgs) -> Result<(), asya_controller::Error> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ASYA_LOG")
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .try_init();
+    init_logging(args.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let platform = match &args.platform {
