@@ -42,6 +42,11 @@ pub enum Command {
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  asya completions zsh > ~/.zfunc/_asya")]
     Completions(CompletionsArgs),
+    /// Run as a KRM function (kustomize, kpt): ResourceList on stdin, ResourceList on stdout.
+    #[command(
+        after_help = "Options in functionConfig.data: namespace, platform (YAML text).\nExample:\n  kubectl kustomize --enable-alpha-plugins --enable-exec .   # with an exec function config naming `asya krm`"
+    )]
+    Krm,
     /// Render N generated actors and report the time (see BENCHMARKS.md).
     #[command(hide = true)]
     Bench(BenchArgs),

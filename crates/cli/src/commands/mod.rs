@@ -8,6 +8,7 @@ pub mod crd;
 #[cfg(feature = "controller")]
 pub mod diff;
 pub mod explain;
+pub mod krm;
 pub mod manifests;
 pub mod render;
 pub mod validate;
