@@ -46,6 +46,12 @@ pub struct ErrorTypeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub queue: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SentLabels {
     pub destination_queue: String,
     pub message_type: String,
@@ -70,6 +76,7 @@ pub struct Metrics {
     failed: Family<ReasonLabels, Counter>,
     runtime_errors: Family<ErrorTypeLabels, Counter>,
     sent: Family<SentLabels, Counter>,
+    invocations: Family<OutcomeLabels, Counter>,
     duration: HistogramFamily,
     active: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
@@ -82,6 +89,7 @@ impl Metrics {
         let failed = Family::<ReasonLabels, Counter>::default();
         let runtime_errors = Family::<ErrorTypeLabels, Counter>::default();
         let sent = Family::<SentLabels, Counter>::default();
+        let invocations = Family::<OutcomeLabels, Counter>::default();
         let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
         let active = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
         registry.register(
@@ -110,6 +118,11 @@ impl Metrics {
             sent.clone(),
         );
         registry.register(
+            "handler_invocations",
+            "Requests the runtime received, i.e. times the handler ran (or may have, for crashed), by outcome",
+            invocations.clone(),
+        );
+        registry.register(
             "processing_duration_seconds",
             "Time from receive to settle of one message",
             duration.clone(),
@@ -128,6 +141,7 @@ impl Metrics {
             failed,
             runtime_errors,
             sent,
+            invocations,
             duration,
             active,
         }
@@ -174,6 +188,17 @@ impl Metrics {
             .get_or_create(&SentLabels {
                 destination_queue: destination_queue.to_string(),
                 message_type: message_type.to_string(),
+            })
+            .inc();
+    }
+
+    /// One request the runtime received: `success`, `error` (the handler
+    /// raised), `timeout`, `crashed` (the runtime died during the call).
+    pub fn handler_invocation(&self, outcome: &str) {
+        self.invocations
+            .get_or_create(&OutcomeLabels {
+                queue: self.queue.clone(),
+                outcome: outcome.to_string(),
             })
             .inc();
     }
@@ -256,6 +281,7 @@ mod tests {
         m.runtime_error("ValueError");
         m.sent("asya-ns-b", "routing");
         m.observe_duration(0.01);
+        m.handler_invocation("success");
         m.active_inc();
         let text = m.encode();
         for name in [
@@ -266,6 +292,7 @@ mod tests {
             "asya_actor_messages_sent_total{destination_queue=\"asya-ns-b\",message_type=\"routing\"} 1",
             "asya_actor_processing_duration_seconds_count{queue=\"asya-ns-a\"} 1",
             "asya_actor_active_messages 1",
+            "asya_actor_handler_invocations_total{queue=\"asya-ns-a\",outcome=\"success\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
