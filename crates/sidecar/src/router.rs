@@ -269,8 +269,14 @@ impl Router {
             };
         }
         let mut out = Vec::with_capacity(frames.len());
-        for (i, frame) in frames.into_iter().enumerate() {
-            let route: Route = match frame.get("route").cloned().map(serde_json::from_value) {
+        for (i, mut frame) in frames.into_iter().enumerate() {
+            // Fields are moved out of the frame: no per-message body copies.
+            let mut take = |key: &str| frame.as_object_mut().and_then(|f| f.remove(key));
+            let route_value = take("route");
+            let headers_value = take("headers");
+            let status_value = take("status");
+            let payload = take("payload").unwrap_or(Value::Null);
+            let route: Route = match route_value.map(serde_json::from_value) {
                 Some(Ok(r)) => r,
                 _ => {
                     let msg = format!("frame {i} has no valid route");
@@ -282,12 +288,12 @@ impl Router {
                     );
                 }
             };
-            let headers = match frame.get("headers") {
-                Some(Value::Object(h)) => h.clone(),
+            let headers = match headers_value {
+                Some(Value::Object(h)) => h,
                 _ => env.headers.clone(),
             };
-            let status = match frame.get("status") {
-                Some(Value::Object(s)) => Some(s.clone()),
+            let status = match status_value {
+                Some(Value::Object(s)) => Some(s),
                 _ => env.status.clone(),
             };
             let (id, parent_id) = if i == 0 {
@@ -301,7 +307,7 @@ impl Router {
                 route,
                 headers,
                 status,
-                payload: frame.get("payload").cloned().unwrap_or(Value::Null),
+                payload,
                 extra: env.extra.clone(),
             };
             if let Some(s) = child.status.as_mut() {

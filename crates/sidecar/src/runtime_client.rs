@@ -220,7 +220,7 @@ impl RuntimeConn {
         let mut frames = Vec::new();
         let mut first = true;
         loop {
-            let msg = match self.read_frame().await {
+            let mut msg = match self.read_frame().await {
                 Ok(Some(m)) => m,
                 Ok(None) if first => {
                     return InvokeOutcome::Crashed(
@@ -237,8 +237,9 @@ impl RuntimeConn {
             first = false;
             let kind = msg.get("type").and_then(Value::as_str).unwrap_or("");
             match kind {
-                "frame" => match msg.get("frame") {
-                    Some(f) if f.is_object() => frames.push(f.clone()),
+                // Moved out of the response, not copied.
+                "frame" => match msg.as_object_mut().and_then(|m| m.remove("frame")) {
+                    Some(f) if f.is_object() => frames.push(f),
                     _ => {
                         return InvokeOutcome::Crashed(
                             "frame response without a frame object".into(),
