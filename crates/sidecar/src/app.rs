@@ -54,7 +54,7 @@ pub async fn run(cfg: Config) -> Result<(), SidecarError> {
         TransportKind::RabbitMq => {
             let mut rcfg = RabbitMqConfig::new(cfg.rabbitmq_url.clone(), cfg.namespace.clone());
             rcfg.exchange = cfg.rabbitmq_exchange.clone();
-            rcfg.prefetch = u16::try_from(cfg.concurrency).unwrap_or(u16::MAX);
+            rcfg.prefetch = u16::try_from(cfg.prefetch).unwrap_or(u16::MAX);
             rcfg.connection_name = format!("asya-sidecar {}", cfg.queue());
             serve(cfg, metrics, listener, shutdown, move |actor: String| {
                 let rcfg = rcfg.clone();

@@ -48,6 +48,9 @@ pub struct Config {
     pub max_frame_bytes: usize,
     pub rabbitmq_url: String,
     pub rabbitmq_exchange: String,
+    /// Unacked deliveries the broker may hand out (RabbitMQ prefetch): the
+    /// ones in the handler plus the ones whose results await confirms.
+    pub prefetch: usize,
     /// SQS visibility per receive; the sidecar extends it every third of it
     /// while a message is processed.
     pub visibility_timeout: Duration,
@@ -161,7 +164,21 @@ impl Config {
                 )
             }
         };
+        let prefetch = match get("ASYA_RABBITMQ_PREFETCH") {
+            None => default_prefetch(concurrency),
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (concurrency..=u16::MAX as usize).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "ASYA_RABBITMQ_PREFETCH",
+                        format!("{raw:?} is not an integer in {concurrency}..=65535 (at least ASYA_CONCURRENCY)"),
+                    )
+                })?,
+        };
         Ok(Self {
+            prefetch,
             actor,
             namespace,
             transport,
@@ -187,10 +204,22 @@ impl Config {
         })
     }
 
+    /// How many deliveries may await their results' confirms at once.
+    pub fn pipeline_depth(&self) -> usize {
+        (self.prefetch - self.concurrency.min(self.prefetch)).max(1)
+    }
+
     /// The queue this sidecar consumes.
     pub fn queue(&self) -> String {
         asya_transport::naming::queue_name(&self.namespace, &self.actor)
     }
+}
+
+/// Enough deliveries to keep the handler slots busy while earlier results
+/// await confirms (about one confirm round trip per handler call), without
+/// hoarding many messages a second replica could take.
+pub fn default_prefetch(concurrency: usize) -> usize {
+    (concurrency * 2 + 8).min(u16::MAX as usize)
 }
 
 fn parse_addr(raw: &str) -> Result<SocketAddr, String> {

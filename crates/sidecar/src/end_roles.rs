@@ -12,7 +12,7 @@ use asya_storage::EnvelopeStore;
 use crate::config::{Config, Role};
 use crate::envelope::Envelope;
 use crate::metrics::Metrics;
-use crate::router::{Handled, Outgoing, raw_sump_envelope};
+use crate::router::{Handled, Outgoing, original_id, raw_sump_envelope};
 
 /// Longest message text logged by x-sump.
 const MAX_LOGGED_BYTES: usize = 16 * 1024;
@@ -36,7 +36,6 @@ impl EndRole {
         let env = match Envelope::parse(body) {
             Ok(env) => env,
             Err(e) => {
-                tracing::error!(error = %e, "x-sink got an unparseable message; forwarding it to x-sump");
                 self.metrics.failed("parse_error");
                 let wrapped = raw_sump_envelope(
                     body,
@@ -45,6 +44,8 @@ impl EndRole {
                     &self.cfg.actor,
                     &self.cfg.sump,
                 );
+                tracing::error!(id = %original_id(body), sump_id = %wrapped.id, error = %e,
+                    "x-sink got an unparseable message; forwarding it to x-sump wrapped in a new envelope");
                 return Handled::Forward {
                     out: vec![Outgoing {
                         actor: self.cfg.sump.clone(),
@@ -102,6 +103,8 @@ impl EndRole {
                     &self.cfg.actor,
                     &self.cfg.sump,
                 );
+                tracing::error!(id = %original_id(body), sump_id = %wrapped.id, error = %e,
+                    "x-sump got an unparseable message; storing it wrapped in a new envelope");
                 (wrapped.id.clone(), wrapped.to_bytes())
             }
         };

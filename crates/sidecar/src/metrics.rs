@@ -46,6 +46,12 @@ pub struct ErrorTypeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub queue: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SentLabels {
     pub destination_queue: String,
     pub message_type: String,
@@ -59,19 +65,36 @@ fn duration_histogram() -> Histogram {
     ])
 }
 
+/// Counters already resolved for a `'static` label value, so the hot path
+/// neither allocates label strings nor hashes them into the family.
+#[derive(Clone, Default)]
+struct Resolved(Arc<std::sync::Mutex<std::collections::HashMap<&'static str, Counter>>>);
+
+impl Resolved {
+    fn inc(&self, key: &'static str, resolve: impl FnOnce() -> Counter) {
+        let Ok(mut map) = self.0.lock() else {
+            return;
+        };
+        map.entry(key).or_insert_with(resolve).inc();
+    }
+}
+
 /// All sidecar metrics; cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
     queue: String,
-    transport: String,
     registry: Arc<Registry>,
-    received: Family<ReceivedLabels, Counter>,
     processed: Family<StatusLabels, Counter>,
     failed: Family<ReasonLabels, Counter>,
     runtime_errors: Family<ErrorTypeLabels, Counter>,
     sent: Family<SentLabels, Counter>,
-    duration: HistogramFamily,
+    invocations: Family<OutcomeLabels, Counter>,
     active: Gauge<i64, std::sync::atomic::AtomicI64>,
+    received_here: Counter,
+    duration_here: Histogram,
+    processed_by: Resolved,
+    failed_by: Resolved,
+    invocations_by: Resolved,
 }
 
 impl Metrics {
@@ -82,6 +105,7 @@ impl Metrics {
         let failed = Family::<ReasonLabels, Counter>::default();
         let runtime_errors = Family::<ErrorTypeLabels, Counter>::default();
         let sent = Family::<SentLabels, Counter>::default();
+        let invocations = Family::<OutcomeLabels, Counter>::default();
         let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
         let active = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
         registry.register(
@@ -110,6 +134,11 @@ impl Metrics {
             sent.clone(),
         );
         registry.register(
+            "handler_invocations",
+            "Requests the runtime received, i.e. times the handler ran (or may have, for crashed), by outcome",
+            invocations.clone(),
+        );
+        registry.register(
             "processing_duration_seconds",
             "Time from receive to settle of one message",
             duration.clone(),
@@ -119,45 +148,58 @@ impl Metrics {
             "Messages being processed now",
             active.clone(),
         );
+        let received_here = received
+            .get_or_create(&ReceivedLabels {
+                queue: queue.to_string(),
+                transport: transport.to_string(),
+            })
+            .clone();
+        let duration_here = duration
+            .get_or_create(&QueueLabels {
+                queue: queue.to_string(),
+            })
+            .clone();
         Self {
+            received_here,
+            duration_here,
+            processed_by: Resolved::default(),
+            failed_by: Resolved::default(),
+            invocations_by: Resolved::default(),
             queue: queue.to_string(),
-            transport: transport.to_string(),
             registry: Arc::new(registry),
-            received,
             processed,
             failed,
             runtime_errors,
             sent,
-            duration,
+            invocations,
             active,
         }
     }
 
     pub fn received(&self) {
-        self.received
-            .get_or_create(&ReceivedLabels {
-                queue: self.queue.clone(),
-                transport: self.transport.clone(),
-            })
-            .inc();
+        self.received_here.inc();
     }
 
-    pub fn processed(&self, status: &str) {
-        self.processed
-            .get_or_create(&StatusLabels {
-                queue: self.queue.clone(),
-                status: status.to_string(),
-            })
-            .inc();
+    pub fn processed(&self, status: &'static str) {
+        self.processed_by.inc(status, || {
+            self.processed
+                .get_or_create(&StatusLabels {
+                    queue: self.queue.clone(),
+                    status: status.to_string(),
+                })
+                .clone()
+        });
     }
 
-    pub fn failed(&self, reason: &str) {
-        self.failed
-            .get_or_create(&ReasonLabels {
-                queue: self.queue.clone(),
-                reason: reason.to_string(),
-            })
-            .inc();
+    pub fn failed(&self, reason: &'static str) {
+        self.failed_by.inc(reason, || {
+            self.failed
+                .get_or_create(&ReasonLabels {
+                    queue: self.queue.clone(),
+                    reason: reason.to_string(),
+                })
+                .clone()
+        });
     }
 
     pub fn runtime_error(&self, error_type: &str) {
@@ -178,12 +220,21 @@ impl Metrics {
             .inc();
     }
 
+    /// One request the runtime received: `success`, `error` (the handler
+    /// raised), `timeout`, `crashed` (the runtime died during the call).
+    pub fn handler_invocation(&self, outcome: &'static str) {
+        self.invocations_by.inc(outcome, || {
+            self.invocations
+                .get_or_create(&OutcomeLabels {
+                    queue: self.queue.clone(),
+                    outcome: outcome.to_string(),
+                })
+                .clone()
+        });
+    }
+
     pub fn observe_duration(&self, secs: f64) {
-        self.duration
-            .get_or_create(&QueueLabels {
-                queue: self.queue.clone(),
-            })
-            .observe(secs);
+        self.duration_here.observe(secs);
     }
 
     pub fn active_inc(&self) {
@@ -256,6 +307,7 @@ mod tests {
         m.runtime_error("ValueError");
         m.sent("asya-ns-b", "routing");
         m.observe_duration(0.01);
+        m.handler_invocation("success");
         m.active_inc();
         let text = m.encode();
         for name in [
@@ -266,6 +318,7 @@ mod tests {
             "asya_actor_messages_sent_total{destination_queue=\"asya-ns-b\",message_type=\"routing\"} 1",
             "asya_actor_processing_duration_seconds_count{queue=\"asya-ns-a\"} 1",
             "asya_actor_active_messages 1",
+            "asya_actor_handler_invocations_total{queue=\"asya-ns-a\",outcome=\"success\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -15,12 +15,23 @@ use crate::envelope::{
 };
 use crate::metrics::Metrics;
 use crate::resiliency::Decision;
-use crate::runtime_client::{InvokeOutcome, RuntimeClient, RuntimeConn};
+use crate::runtime_client::{InvokeOutcome, RuntimeClient, RuntimeConn, invoke_frame};
 use crate::shutdown::Shutdown;
 
 /// Attempts of one message against a runtime that keeps dying under it,
 /// before it is declared a runtime crash and sent to x-sump.
 const MAX_RUNTIME_CRASHES: u32 = 3;
+/// Calls of one message in total (crashes plus connections lost before the
+/// request went out) before it is given back to the queue.
+const MAX_CALL_ATTEMPTS: u32 = 10;
+/// The error type a runtime answers when a handler ran past `deadline_ms`.
+pub const RUNTIME_TIMEOUT_TYPE: &str = "asya.Timeout";
+
+/// The sidecar's own timer: a little longer than the deadline the runtime
+/// enforces, so the runtime's `asya.Timeout` normally arrives first.
+pub fn backstop_timeout(deadline: Duration) -> Duration {
+    deadline + (deadline / 10).clamp(Duration::from_millis(500), Duration::from_secs(10))
+}
 
 /// One envelope to publish.
 #[derive(Debug, Clone)]
@@ -66,10 +77,18 @@ impl Router {
         let mut env = match Envelope::parse(body) {
             Ok(env) => env,
             Err(e) => {
-                tracing::error!(error = %e, bytes = body.len(), "unparseable message; sending it to x-sump");
                 self.metrics.failed("parse_error");
+                let wrapped = raw_sump_envelope(
+                    body,
+                    "ParseError",
+                    &e.to_string(),
+                    &self.cfg.actor,
+                    &self.cfg.sump,
+                );
+                tracing::error!(id = %original_id(body), sump_id = %wrapped.id, error = %e, bytes = body.len(),
+                    "unparseable message; sending it to x-sump wrapped in a new envelope");
                 return Handled::Forward {
-                    out: vec![self.to_sump_raw(body, "ParseError", &e.to_string())],
+                    out: vec![self.outgoing(&self.cfg.sump, &wrapped, "sump")],
                     status: "error",
                 };
             }
@@ -79,18 +98,38 @@ impl Router {
                 "route.curr is {:?} but this actor is {:?}",
                 env.route.curr, self.cfg.actor
             );
-            tracing::error!(id = %env.id, "{msg}; sending it to x-sump");
             self.metrics.failed("route_mismatch");
-            return Handled::Forward {
-                out: vec![self.to_sump(env, "RouteMismatch", sidecar_error("RouteMismatch", msg))],
-                status: "error",
-            };
+            return self.sump_logged(env, "RouteMismatch", sidecar_error("RouteMismatch", msg));
         }
         self.begin_attempt(&mut env);
-        let request = env.to_bytes();
+        let deadline = self.cfg.actor_timeout;
+        let request = invoke_frame(&env.to_bytes(), Some(deadline));
+        let frame_len = request.len() - 4;
+        if frame_len > self.runtime.max_frame() {
+            // The runtime would refuse it and drop the connection; say why here.
+            let msg = format!(
+                "payload of {frame_len} bytes exceeds ASYA_MAX_FRAME_BYTES = {}",
+                self.runtime.max_frame()
+            );
+            self.metrics.failed("payload_too_large");
+            return self.sump_logged(
+                env,
+                "RuntimeError",
+                sidecar_error("asya.PayloadTooLarge", msg),
+            );
+        }
+        let backstop = backstop_timeout(deadline);
 
-        let mut crashes = 0;
+        // Runtime lives that died under this message: one crash each.
+        let mut crashed_in: Vec<std::sync::Arc<str>> = Vec::new();
+        let mut attempts = 0u32;
         loop {
+            attempts += 1;
+            if let Some(c) = &slot.conn
+                && self.runtime.is_retired(c.boot())
+            {
+                slot.conn = None;
+            }
             if slot.conn.is_none() {
                 let connect = self.runtime.connect(self.cfg.runtime_ready_timeout);
                 let conn = tokio::select! {
@@ -105,32 +144,42 @@ impl Router {
             let Some(conn) = slot.conn.as_mut() else {
                 continue;
             };
+            let boot = conn.boot().clone();
             let started = Instant::now();
-            let outcome = tokio::time::timeout(self.cfg.actor_timeout, conn.invoke(&request)).await;
-            let outcome = match outcome {
+            let outcome = match tokio::time::timeout(backstop, conn.invoke(&request)).await {
                 Ok(o) => o,
                 Err(_) => {
-                    // Abandon the call; the connection is in an unknown state.
+                    // Abandon the call; this runtime life may still be running
+                    // the handler, so nothing more is sent to it.
                     slot.conn = None;
+                    self.runtime.retire(&boot);
                     let msg = format!(
-                        "runtime timeout exceeded after {:?} (ASYA_RESILIENCY_ACTOR_TIMEOUT)",
+                        "runtime timeout exceeded after {:?} (ASYA_RESILIENCY_ACTOR_TIMEOUT = {deadline:?})",
                         started.elapsed()
                     );
-                    tracing::error!(id = %env.id, "{msg}; sending it to x-sump");
-                    self.metrics.failed("timeout");
-                    self.metrics.runtime_error("Timeout");
-                    return Handled::Forward {
-                        out: vec![self.to_sump(env, "Timeout", sidecar_error("Timeout", msg))],
-                        status: "error",
-                    };
+                    return self.timed_out(env, sidecar_error("Timeout", msg));
                 }
             };
             match outcome {
-                InvokeOutcome::Done(frames) => return self.route_frames(env, frames),
-                InvokeOutcome::HandlerError(err) => return self.handler_error(env, err),
+                InvokeOutcome::HandlerError(err) | InvokeOutcome::RuntimeError(err)
+                    if err_type(&err) == RUNTIME_TIMEOUT_TYPE =>
+                {
+                    // The runtime could not stop the handler and exits.
+                    slot.conn = None;
+                    self.runtime.retire(&boot);
+                    return self.timed_out(env, err);
+                }
+                InvokeOutcome::Done(frames) => {
+                    self.metrics.handler_invocation("success");
+                    return self.route_frames(env, frames);
+                }
+                InvokeOutcome::HandlerError(err) => {
+                    self.metrics.handler_invocation("error");
+                    return self.handler_error(env, err);
+                }
                 InvokeOutcome::RuntimeError(err) => {
                     let ty = err_type(&err);
-                    tracing::error!(id = %env.id, error_type = %ty, message = %err_message(&err), "runtime refused the envelope; sending it to x-sump");
+                    tracing::error!(id = %env.id, sump_id = %env.id, error_type = %ty, message = %err_message(&err), "runtime refused the envelope; sending it to x-sump");
                     self.metrics.runtime_error(&ty);
                     self.metrics.failed("runtime_error");
                     return Handled::Forward {
@@ -138,28 +187,56 @@ impl Router {
                         status: "error",
                     };
                 }
-                InvokeOutcome::NotProcessed(why) | InvokeOutcome::Crashed(why) => {
+                InvokeOutcome::NotSent(why) => {
+                    // The runtime never saw the request: not the message's fault.
                     slot.conn = None;
-                    self.runtime.mark_unreachable();
-                    crashes += 1;
-                    self.metrics.runtime_error("RuntimeCrash");
-                    tracing::warn!(id = %env.id, crashes, reason = %why, "runtime connection lost during a call");
-                    if crashes >= MAX_RUNTIME_CRASHES {
-                        let msg = format!("runtime crashed {crashes} times on this message: {why}");
-                        tracing::error!(id = %env.id, "{msg}; sending it to x-sump");
-                        self.metrics.failed("runtime_error");
-                        return Handled::Forward {
-                            out: vec![self.to_sump(
-                                env,
-                                "RuntimeError",
-                                sidecar_error("RuntimeCrash", msg),
-                            )],
-                            status: "error",
-                        };
+                    self.runtime.retire(&boot);
+                    tracing::warn!(id = %env.id, boot = %boot, reason = %why, "runtime connection lost before the call; waiting for a new runtime");
+                    if attempts >= MAX_CALL_ATTEMPTS {
+                        return Handled::Requeue(format!("runtime unreachable: {why}"));
                     }
-                    // Retry in place once the runtime is back.
+                }
+                InvokeOutcome::Crashed(why) => {
+                    slot.conn = None;
+                    self.metrics.handler_invocation("crashed");
+                    if self.runtime.retire(&boot) {
+                        self.metrics.runtime_error("RuntimeCrash");
+                    }
+                    if !crashed_in.contains(&boot) {
+                        crashed_in.push(boot.clone());
+                    }
+                    let crashes = crashed_in.len() as u32;
+                    tracing::warn!(id = %env.id, boot = %boot, crashes, reason = %why, "runtime lost during a call; retrying on its next life");
+                    if crashes >= MAX_RUNTIME_CRASHES || attempts >= MAX_CALL_ATTEMPTS {
+                        let msg = format!("runtime crashed {crashes} times on this message: {why}");
+                        self.metrics.failed("runtime_error");
+                        return self.sump_logged(
+                            env,
+                            "RuntimeError",
+                            sidecar_error("RuntimeCrash", msg),
+                        );
+                    }
                 }
             }
+        }
+    }
+
+    /// A call past the actor timeout (the sidecar's own timer or the
+    /// runtime's `asya.Timeout`): x-sump, reason `Timeout`.
+    fn timed_out(&self, env: Envelope, err: Value) -> Handled {
+        self.metrics.handler_invocation("timeout");
+        self.metrics.failed("timeout");
+        self.metrics.runtime_error("Timeout");
+        self.sump_logged(env, "Timeout", err)
+    }
+
+    /// Sends `env` to x-sump and says so, with the id it keeps there.
+    fn sump_logged(&self, env: Envelope, reason: &str, err: Value) -> Handled {
+        tracing::error!(id = %env.id, sump_id = %env.id, reason, error_type = %err_type(&err),
+            message = %err_message(&err), "sending the envelope to x-sump");
+        Handled::Forward {
+            out: vec![self.to_sump(env, reason, err)],
+            status: "error",
         }
     }
 
@@ -192,29 +269,31 @@ impl Router {
             };
         }
         let mut out = Vec::with_capacity(frames.len());
-        for (i, frame) in frames.into_iter().enumerate() {
-            let route: Route = match frame.get("route").cloned().map(serde_json::from_value) {
+        for (i, mut frame) in frames.into_iter().enumerate() {
+            // Fields are moved out of the frame: no per-message body copies.
+            let mut take = |key: &str| frame.as_object_mut().and_then(|f| f.remove(key));
+            let route_value = take("route");
+            let headers_value = take("headers");
+            let status_value = take("status");
+            let payload = take("payload").unwrap_or(Value::Null);
+            let route: Route = match route_value.map(serde_json::from_value) {
                 Some(Ok(r)) => r,
                 _ => {
                     let msg = format!("frame {i} has no valid route");
-                    tracing::error!(id = %env.id, "{msg}; sending it to x-sump");
                     self.metrics.failed("runtime_error");
-                    return Handled::Forward {
-                        out: vec![self.to_sump(
-                            env,
-                            "RuntimeError",
-                            sidecar_error("asya.ProtocolError", msg),
-                        )],
-                        status: "error",
-                    };
+                    return self.sump_logged(
+                        env,
+                        "RuntimeError",
+                        sidecar_error("asya.ProtocolError", msg),
+                    );
                 }
             };
-            let headers = match frame.get("headers") {
-                Some(Value::Object(h)) => h.clone(),
+            let headers = match headers_value {
+                Some(Value::Object(h)) => h,
                 _ => env.headers.clone(),
             };
-            let status = match frame.get("status") {
-                Some(Value::Object(s)) => Some(s.clone()),
+            let status = match status_value {
+                Some(Value::Object(s)) => Some(s),
                 _ => env.status.clone(),
             };
             let (id, parent_id) = if i == 0 {
@@ -228,7 +307,7 @@ impl Router {
                 route,
                 headers,
                 status,
-                payload: frame.get("payload").cloned().unwrap_or(Value::Null),
+                payload,
                 extra: env.extra.clone(),
             };
             if let Some(s) = child.status.as_mut() {
@@ -353,12 +432,6 @@ impl Router {
         self.outgoing(&self.cfg.sump, &env, "sump")
     }
 
-    /// An envelope for a body that is not one; the raw body is kept.
-    pub fn to_sump_raw(&self, body: &[u8], reason: &str, message: &str) -> Outgoing {
-        let env = raw_sump_envelope(body, reason, message, &self.cfg.actor, &self.cfg.sump);
-        self.outgoing(&self.cfg.sump, &env, "sump")
-    }
-
     fn outgoing(&self, actor: &str, env: &Envelope, message_type: &'static str) -> Outgoing {
         Outgoing {
             actor: actor.to_string(),
@@ -366,6 +439,21 @@ impl Router {
             delay: Duration::ZERO,
             message_type,
         }
+    }
+}
+
+/// The `id` of a body that is not a valid envelope, when it has one (for logs).
+pub fn original_id(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<Value>,
+    }
+    match serde_json::from_slice::<IdOnly>(body) {
+        Ok(IdOnly {
+            id: Some(Value::String(s)),
+        }) => s,
+        Ok(IdOnly { id: Some(other) }) => other.to_string(),
+        _ => "-".to_string(),
     }
 }
 

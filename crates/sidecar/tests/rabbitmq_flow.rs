@@ -75,3 +75,38 @@ async fn readyz_and_metrics_are_served_with_the_documented_names() {
         scenarios::probes_and_metrics_are_served(B).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_request_is_refused_by_the_sidecar_in_one_attempt() {
+    if servers_available(B) {
+        scenarios::oversize_request_is_refused_by_the_sidecar(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_crash_is_counted_once_per_runtime_life() {
+    if servers_available(B) {
+        scenarios::a_runtime_crash_is_counted_once_per_life(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_never_blames_the_next_message_with_a_runtime_that_exits() {
+    if servers_available(B) {
+        scenarios::a_timeout_never_blames_the_next_message(B, true).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_never_blames_the_next_message_with_a_runtime_that_stays() {
+    if servers_available(B) {
+        scenarios::a_timeout_never_blames_the_next_message(B, false).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sump_log_lines_carry_the_original_and_the_new_id() {
+    if servers_available(B) {
+        scenarios::sump_log_lines_carry_both_ids(B).await;
+    }
+}

@@ -1,13 +1,16 @@
-//! Sidecar benchmark (not a test): throughput and latency of one
-//! `asya-sidecar` with an echo handler on RabbitMQ, next to the raw limits
-//! measured in the same run — the broker work alone (lapin consume → publish
-//! with confirm → ack, no runtime) and the Python runtime alone (echo over
-//! the socket, no broker).
+//! Sidecar benchmark (not a test): throughput, latency and CPU per message
+//! of one `asya-sidecar` with an echo handler on RabbitMQ, at each
+//! concurrency, next to the raw limits measured in the same run — the broker
+//! work alone (lapin consume → publish with confirm → ack, no runtime) at the
+//! same concurrency, the pipelined broker limit (the same with 1,024 in
+//! flight), and the Python runtime alone (echo over the socket, no broker).
+//! CPU is read from `/proc/<pid>/task/*/schedstat` (ns on CPU) of the sidecar,
+//! the runtime and the broker (`beam.smp`) around each throughput run.
 //!
 //! ```text
 //! eval "$(bash tests/servers/up.sh)"
 //! cargo build --release -p asya-sidecar
-//! target/release/sidecar-bench --messages 5000
+//! target/release/sidecar-bench --messages 3000 --concurrency 1,8,32,64
 //! ```
 
 use std::path::PathBuf;
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use asya_sidecar::runtime_client::{InvokeOutcome, RuntimeClient};
+use asya_sidecar::runtime_client::{InvokeOutcome, RuntimeClient, invoke_frame};
 use asya_transport::Transport;
 use asya_transport::rabbitmq::{RabbitMq, RabbitMqConfig};
 use bytes::Bytes;
@@ -27,11 +30,17 @@ use serde_json::json;
 #[command(about = "Throughput/latency of asya-sidecar vs raw lapin and the bare runtime")]
 struct Args {
     /// Messages per throughput run.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 3000)]
     messages: usize,
     /// Sequential round trips for the latency runs.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 200)]
     latency_samples: usize,
+    /// Concurrencies to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
+    concurrency: Vec<usize>,
+    /// In-flight messages of the pipelined raw limit.
+    #[arg(long, default_value_t = 1024)]
+    raw_limit_inflight: usize,
     #[arg(
         long,
         env = "ASYA_TEST_RABBITMQ_URL",
@@ -126,7 +135,10 @@ async fn bench_runtime(args: &Args, handlers: &PathBuf, conc: usize) -> Result<f
     for (c, mut conn) in conns.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             for i in 0..per {
-                match conn.invoke(&envelope(c * per + i, "a")).await {
+                match conn
+                    .invoke(&invoke_frame(&envelope(c * per + i, "a"), None))
+                    .await
+                {
                     InvokeOutcome::Done(_) => {}
                     other => bail!("runtime answered {other:?}"),
                 }
@@ -141,11 +153,13 @@ async fn bench_runtime(args: &Args, handlers: &PathBuf, conc: usize) -> Result<f
     Ok((per * conc) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Raw broker work: consume from `in`, publish (confirmed) to `out`, ack.
-async fn bench_raw(args: &Args, conc: usize) -> Result<(f64, Vec<f64>)> {
+/// Raw broker work: `conc` workers consume from `in` (prefetch `conc`),
+/// publish (confirmed) to `out`, ack. Returns msg/s, broker µs/msg and, when
+/// `samples` > 0, sorted end-to-end latencies.
+async fn bench_raw(args: &Args, conc: usize, samples: usize) -> Result<(f64, f64, Vec<f64>)> {
     let ns = format!("bench{}raw{conc}", std::process::id());
     let mut cfg = RabbitMqConfig::new(args.rabbitmq.clone(), ns);
-    cfg.prefetch = conc as u16;
+    cfg.prefetch = u16::try_from(conc).unwrap_or(u16::MAX);
     let fwd = Arc::new(RabbitMq::consume(cfg.clone(), "in").await?);
     let mut out_cfg = cfg.clone();
     out_cfg.prefetch = 256;
@@ -166,12 +180,43 @@ async fn bench_raw(args: &Args, conc: usize) -> Result<(f64, Vec<f64>)> {
             }
         }));
     }
+    latency(&publisher, &out, "in", 5).await?;
+    let broker = broker_pid();
+    let before = broker.map(cpu_ns).unwrap_or(0);
     let rate = pump(&publisher, &out, "in", args.messages).await?;
-    let lat = latency(&publisher, &out, "in", args.latency_samples).await?;
+    let broker_us = broker.map(cpu_ns).unwrap_or(0).saturating_sub(before) as f64
+        / 1000.0
+        / args.messages as f64;
+    let lat = if samples > 0 {
+        latency(&publisher, &out, "in", samples).await?
+    } else {
+        Vec::new()
+    };
     for w in workers {
         w.abort();
     }
-    Ok((rate, lat))
+    Ok((rate, broker_us, lat))
+}
+
+/// Nanoseconds every thread of `pid` has spent on a CPU so far.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The RabbitMQ server process (`beam.smp`), if it runs on this machine.
+fn broker_pid() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        (comm.trim() == "beam.smp").then_some(pid)
+    })
 }
 
 /// Publishes `n` envelopes to `to` and waits until `n` arrive on `sink`; msgs/s.
@@ -228,15 +273,20 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// What one sidecar run measured.
+struct SidecarRun {
+    rate: f64,
+    latency: Vec<f64>,
+    rss_kb: u64,
+    /// µs of CPU per message: sidecar, runtime, broker.
+    cpu_us: [f64; 3],
+}
+
 /// One sidecar + runtime at concurrency `conc`.
-async fn bench_sidecar(
-    args: &Args,
-    handlers: &PathBuf,
-    conc: usize,
-) -> Result<(f64, Vec<f64>, u64)> {
+async fn bench_sidecar(args: &Args, handlers: &PathBuf, conc: usize) -> Result<SidecarRun> {
     let ns = format!("bench{}sc{conc}", std::process::id());
     let sock = std::env::temp_dir().join(format!("asya-bench-sc-{}-{conc}", std::process::id()));
-    let _rt = spawn_runtime(&args.python, handlers, &sock, conc)?;
+    let rt = spawn_runtime(&args.python, handlers, &sock, conc)?;
     let exe = std::env::current_exe()?.with_file_name("asya-sidecar");
     let sidecar = Command::new(&exe)
         .env("ASYA_ACTOR_NAME", "a")
@@ -258,11 +308,23 @@ async fn bench_sidecar(
     let publisher = RabbitMq::connect(cfg).await?;
     // Warm-up: the sidecar is up once one message went through.
     latency(&publisher, &sink, "a", 5).await?;
+    let pids = [Some(pid), Some(rt.0.id()), broker_pid()];
+    let before = pids.map(|p| p.map(cpu_ns).unwrap_or(0));
     let rate = pump(&publisher, &sink, "a", args.messages).await?;
+    let after = pids.map(|p| p.map(cpu_ns).unwrap_or(0));
+    let mut cpu_us = [0.0; 3];
+    for i in 0..3 {
+        cpu_us[i] = after[i].saturating_sub(before[i]) as f64 / 1000.0 / args.messages as f64;
+    }
     let lat = latency(&publisher, &sink, "a", args.latency_samples).await?;
-    let rss = vm_hwm_kb(pid).unwrap_or(0);
+    let rss_kb = vm_hwm_kb(pid).unwrap_or(0);
     let _ = std::fs::remove_dir_all(&sock);
-    Ok((rate, lat, rss))
+    Ok(SidecarRun {
+        rate,
+        latency: lat,
+        rss_kb,
+        cpu_us,
+    })
 }
 
 #[tokio::main]
@@ -270,34 +332,47 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let handlers = handlers_dir()?;
     println!(
-        "sidecar-bench: {} messages/run, {} latency samples, envelope ~{} bytes, started {:.0}",
+        "sidecar-bench: {} messages/run, {} latency samples, envelope ~{} bytes, concurrency {:?}, started {:.0}",
         args.messages,
         args.latency_samples,
         envelope(0, "a").len(),
+        args.concurrency,
         now_secs()
     );
+    let (limit, limit_broker_us, _) = bench_raw(&args, args.raw_limit_inflight, 0).await?;
+    println!(
+        "pipelined raw limit ({} in flight): {limit:.0} msg/s, broker {limit_broker_us:.0} µs/msg",
+        args.raw_limit_inflight
+    );
     let mut rows = Vec::new();
-    for conc in [1usize, 8] {
+    for &conc in &args.concurrency {
         let rt = bench_runtime(&args, &handlers, conc).await?;
-        let (raw, raw_lat) = bench_raw(&args, conc).await?;
-        let (sc, sc_lat, rss) = bench_sidecar(&args, &handlers, conc).await?;
-        rows.push((conc, sc, raw, rt, sc_lat, raw_lat, rss));
+        let (raw, raw_broker_us, raw_lat) = bench_raw(&args, conc, args.latency_samples).await?;
+        let sc = bench_sidecar(&args, &handlers, conc).await?;
+        eprintln!(
+            "concurrency {conc}: sidecar {:.0} msg/s, raw {raw:.0}, runtime alone {rt:.0}",
+            sc.rate
+        );
+        rows.push((conc, sc, raw, raw_broker_us, rt, raw_lat));
     }
     println!();
     println!(
-        "| concurrency | sidecar msg/s | raw lapin msg/s | runtime alone msg/s | sidecar/raw | sidecar/runtime | p50 e2e ms (sidecar / raw) | p99 e2e ms (sidecar / raw) | added p50 / p99 ms | sidecar peak RSS |"
+        "| concurrency | sidecar msg/s | raw lapin msg/s | sidecar/raw | runtime alone msg/s | p50 / p99 e2e ms (sidecar) | p50 / p99 e2e ms (raw) | added p50 / p99 ms | CPU µs/msg sidecar / runtime / broker | broker µs/msg raw | sidecar peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (conc, sc, raw, rt, sc_lat, raw_lat, rss) in rows {
-        let (s50, s99) = (percentile(&sc_lat, 0.5), percentile(&sc_lat, 0.99));
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (conc, sc, raw, raw_broker_us, rt, raw_lat) in rows {
+        let (s50, s99) = (percentile(&sc.latency, 0.5), percentile(&sc.latency, 0.99));
         let (r50, r99) = (percentile(&raw_lat, 0.5), percentile(&raw_lat, 0.99));
         println!(
-            "| {conc} | {sc:.0} | {raw:.0} | {rt:.0} | {:.2} | {:.2} | {s50:.2} / {r50:.2} | {s99:.2} / {r99:.2} | {:.2} / {:.2} | {:.1} MiB |",
-            sc / raw,
-            sc / rt,
+            "| {conc} | {:.0} | {raw:.0} | {:.2} | {rt:.0} | {s50:.2} / {s99:.2} | {r50:.2} / {r99:.2} | {:.2} / {:.2} | {:.0} / {:.0} / {:.0} | {raw_broker_us:.0} | {:.1} MiB |",
+            sc.rate,
+            sc.rate / raw,
             s50 - r50,
             s99 - r99,
-            rss as f64 / 1024.0
+            sc.cpu_us[0],
+            sc.cpu_us[1],
+            sc.cpu_us[2],
+            sc.rss_kb as f64 / 1024.0
         );
     }
     let _ = std::fs::remove_dir_all(&handlers);

@@ -114,6 +114,8 @@ pub struct ActorProcs {
     pub env: Vec<(String, String)>,
     pub sidecar: Option<Child>,
     pub runtime: Option<Child>,
+    /// A script run instead of `runtime/asya_runtime.py` (a fake runtime).
+    pub runtime_script: Option<PathBuf>,
     log_dir: PathBuf,
     starts: u32,
 }
@@ -272,12 +274,53 @@ impl Mesh {
             env,
             sidecar: None,
             runtime: None,
+            runtime_script: None,
             log_dir: self.dir.path().to_path_buf(),
             starts: 0,
         };
         procs.start_runtime();
         procs.start_sidecar();
         self.actors.insert(name.to_string(), procs);
+    }
+
+    /// Like [`Mesh::actor`], with `script` (in `tests/handlers`) as the runtime.
+    pub async fn actor_with_runtime(&mut self, name: &str, script: &str, extra: &[(&str, &str)]) {
+        self.actor(name, "none", extra).await;
+        let procs = self.procs(name);
+        procs.kill_runtime();
+        procs.runtime_script = Some(handlers_dir().join(script));
+        procs.start_runtime();
+    }
+
+    /// A path in this mesh's temporary directory (for handler state).
+    pub fn scratch_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Everything the sidecars of `actor` logged so far.
+    pub fn sidecar_log(&self, actor: &str) -> String {
+        self.logs_of(actor, "sidecar")
+    }
+
+    /// Everything the runtimes of `actor` logged so far.
+    pub fn runtime_log(&self, actor: &str) -> String {
+        self.logs_of(actor, "runtime")
+    }
+
+    fn logs_of(&self, actor: &str, what: &str) -> String {
+        let mut out = String::new();
+        let prefix = format!("{actor}-{what}-");
+        for e in std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with(&prefix) && name.ends_with(".log") {
+                out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        out
     }
 
     /// Starts an end actor (`x-sink` or `x-sump`): a sidecar, no runtime.
@@ -298,6 +341,7 @@ impl Mesh {
             env,
             sidecar: None,
             runtime: None,
+            runtime_script: None,
             log_dir: self.dir.path().to_path_buf(),
             starts: 0,
         };
@@ -402,8 +446,22 @@ impl ActorProcs {
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| "1".into());
         let log = self.log_file("runtime");
-        let child = Command::new(var("ASYA_TEST_PYTHON"))
-            .arg(repo_root().join("runtime/asya_runtime.py"))
+        let script = self
+            .runtime_script
+            .clone()
+            .unwrap_or_else(|| repo_root().join("runtime/asya_runtime.py"));
+        let mut cmd = Command::new(var("ASYA_TEST_PYTHON"));
+        // Both sides must agree on the frame limit.
+        if let Some((_, v)) = self
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "ASYA_MAX_FRAME_BYTES")
+        {
+            cmd.env("ASYA_MAX_FRAME_BYTES", v);
+        }
+        let child = cmd
+            .arg(script)
             .env("ASYA_HANDLER", handler)
             .env("ASYA_SOCKET_DIR", &self.socket_dir)
             .env("ASYA_RUNTIME_CONCURRENCY", concurrency)
@@ -448,6 +506,20 @@ impl ActorProcs {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// What Kubernetes does for the runtime container: starts it again
+    /// when it has exited. True when it restarted it.
+    pub fn supervise(&mut self) -> bool {
+        let exited = self
+            .runtime
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+        if exited {
+            self.runtime = None;
+            self.start_runtime();
+        }
+        exited
     }
 
     /// `kill -9` of the runtime.

@@ -450,6 +450,7 @@ pub async fn probes_and_metrics_are_served(broker: Broker) {
         ),
         format!("asya_actor_processing_duration_seconds_count{{queue=\"{queue}\"}} 1"),
         "asya_actor_active_messages 0".to_string(),
+        format!("asya_actor_handler_invocations_total{{queue=\"{queue}\",outcome=\"success\"}} 1"),
     ];
     // The ack (and so the counter) may trail the sink's write by a moment.
     let start = Instant::now();
@@ -465,4 +466,213 @@ pub async fn probes_and_metrics_are_served(broker: Broker) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// Waits until `/metrics` at `addr` contains every line of `expected`.
+async fn wait_metrics(addr: &str, expected: &[String]) {
+    let start = Instant::now();
+    loop {
+        let body = http_get(addr, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        if expected.iter().all(|e| body.contains(e.as_str())) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "metrics missing {expected:?} in\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until `kind` holds `count` envelopes, restarting exited runtimes of
+/// `actor` meanwhile (as Kubernetes would).
+async fn wait_stored_supervised(
+    mesh: &mut Mesh,
+    actor: &str,
+    kind: &str,
+    count: usize,
+) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        mesh.procs(actor).supervise();
+        let keys = mesh.store.list(&format!("{kind}/")).await.expect("list");
+        if keys.len() >= count {
+            return mesh.wait_stored(kind, count, LONG).await;
+        }
+        if start.elapsed() > LONG {
+            mesh.dump_logs();
+            panic!(
+                "only {} of {count} {kind} envelopes after {LONG:?}",
+                keys.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A request over ASYA_MAX_FRAME_BYTES is refused by the sidecar itself:
+/// one x-sump envelope saying so, and the runtime never sees it.
+pub async fn oversize_request_is_refused_by_the_sidecar(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor(
+        "big",
+        "asya_test_handlers.echo",
+        &[("ASYA_MAX_FRAME_BYTES", "4096")],
+    )
+    .await;
+    mesh.end_actor("x-sump").await;
+    mesh.end_actor("x-sink").await;
+    let blob = "x".repeat(10_000);
+    mesh.publish("big", &envelope("big-1", &["big"], json!({"blob": blob})))
+        .await;
+    // A small one afterwards still goes through: the runtime was not disturbed.
+    mesh.publish("big", &envelope("small-1", &["big"], json!({"v": 1})))
+        .await;
+    let sump = mesh.wait_stored("sump", 1, LONG).await;
+    mesh.wait_stored("succeeded", 1, LONG).await;
+    assert_eq!(sump.len(), 1, "{sump:?}");
+    assert_eq!(sump[0]["id"], "big-1");
+    assert_eq!(status(&sump[0], "reason"), "RuntimeError");
+    let err = status(&sump[0], "error");
+    assert_eq!(err["type"], "asya.PayloadTooLarge");
+    let msg = err["message"].as_str().unwrap_or_default();
+    let n: usize = msg
+        .strip_prefix("payload of ")
+        .and_then(|m| m.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected message {msg:?}"));
+    assert!(n > 10_000, "{msg}");
+    assert!(
+        msg.ends_with(" bytes exceeds ASYA_MAX_FRAME_BYTES = 4096"),
+        "{msg}"
+    );
+    let runtime_log = mesh.runtime_log("big");
+    assert!(
+        !runtime_log.contains("refusing"),
+        "the runtime saw the oversize request:\n{runtime_log}"
+    );
+}
+
+/// A message whose handler kills the runtime twice succeeds on the third
+/// runtime life: each death counts once, and the invocation metric says the
+/// handler ran three times.
+pub async fn a_runtime_crash_is_counted_once_per_life(broker: Broker) {
+    let addr = free_addr();
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor(
+        "c",
+        "asya_test_handlers.crash_until",
+        &[("ASYA_METRICS_ADDR", &addr)],
+    )
+    .await;
+    mesh.end_actor("x-sink").await;
+    mesh.end_actor("x-sump").await;
+    let marker = mesh.scratch_path("crashes");
+    mesh.publish(
+        "c",
+        &envelope(
+            "crashy-1",
+            &["c"],
+            json!({"marker": marker.display().to_string(), "crashes": 2}),
+        ),
+    )
+    .await;
+    let done = wait_stored_supervised(&mut mesh, "c", "succeeded", 1).await;
+    assert_eq!(done[0]["id"], "crashy-1");
+    assert_eq!(done[0]["payload"]["survived"], 2, "{}", done[0]);
+    let queue = asya_transport::naming::queue_name(&mesh.namespace, "c");
+    wait_metrics(
+        &addr,
+        &[
+            format!(
+                "asya_actor_handler_invocations_total{{queue=\"{queue}\",outcome=\"crashed\"}} 2"
+            ),
+            format!(
+                "asya_actor_handler_invocations_total{{queue=\"{queue}\",outcome=\"success\"}} 1"
+            ),
+            format!(
+                "asya_actor_runtime_errors_total{{queue=\"{queue}\",error_type=\"RuntimeCrash\"}} 2"
+            ),
+        ],
+    )
+    .await;
+    let sump = mesh.store.list("sump/").await.expect("list");
+    assert!(sump.is_empty(), "{sump:?}");
+}
+
+/// After a timeout the sidecar waits for a new runtime life before it sends
+/// the next message, so the next message is never blamed for the slow one.
+/// `fake`: the runtime keeps the contract (answers `asya.Timeout` at
+/// `deadline_ms` and exits); otherwise today's runtime, which ignores the
+/// deadline and is never replaced: the sidecar waits ASYA_RUNTIME_READY_TIMEOUT.
+pub async fn a_timeout_never_blames_the_next_message(broker: Broker, fake: bool) {
+    let mut mesh = Mesh::new(broker).await;
+    let extra = [
+        ("ASYA_RESILIENCY_ACTOR_TIMEOUT", "1s"),
+        ("ASYA_RUNTIME_READY_TIMEOUT", "6s"),
+    ];
+    if fake {
+        mesh.actor_with_runtime("t", "fake_runtime.py", &extra)
+            .await;
+    } else {
+        mesh.actor("t", "asya_test_handlers.slow", &extra).await;
+    }
+    mesh.end_actor("x-sink").await;
+    mesh.end_actor("x-sump").await;
+    mesh.publish("t", &envelope("slow-1", &["t"], json!({"sleep": 4})))
+        .await;
+    mesh.publish("t", &envelope("fast-1", &["t"], json!({"sleep": 0})))
+        .await;
+    let sump = wait_stored_supervised(&mut mesh, "t", "sump", 1).await;
+    let done = wait_stored_supervised(&mut mesh, "t", "succeeded", 1).await;
+    // Give a wrongly blamed second message time to show up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sump_keys = mesh.store.list("sump/").await.expect("list");
+    assert_eq!(sump_keys.len(), 1, "{sump_keys:?}");
+    assert_eq!(sump[0]["id"], "slow-1");
+    assert_eq!(status(&sump[0], "reason"), "Timeout");
+    let expected_type = if fake { "asya.Timeout" } else { "Timeout" };
+    assert_eq!(
+        status(&sump[0], "error")["type"],
+        expected_type,
+        "{}",
+        sump[0]
+    );
+    assert_eq!(done[0]["id"], "fast-1");
+    if fake {
+        let log = mesh.runtime_log("t");
+        assert!(log.contains("deadline_ms=1000"), "{log}");
+    }
+}
+
+/// Log lines about an x-sump envelope carry the original id and the id of
+/// the envelope x-sump receives.
+pub async fn sump_log_lines_carry_both_ids(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor("a", "asya_test_handlers.echo", &[]).await;
+    mesh.end_actor("x-sump").await;
+    // Valid JSON with an id but no payload: not an envelope.
+    mesh.publish("a", br#"{"id":"orig-7","route":{"curr":"a"}}"#)
+        .await;
+    let sump = mesh.wait_stored("sump", 1, LONG).await;
+    let new_id = sump[0]["id"].as_str().expect("id").to_string();
+    assert_ne!(new_id, "orig-7");
+    let log = mesh.sidecar_log("a");
+    let line = log
+        .lines()
+        .find(|l| l.contains("unparseable message"))
+        .unwrap_or_else(|| panic!("no ParseError line in\n{log}"));
+    assert!(line.contains("orig-7"), "{line}");
+    assert!(line.contains(&new_id), "{line}");
 }

@@ -1,5 +1,6 @@
 """Handlers used by the sidecar's integration tests (one module, many entry points)."""
 
+import os
 import time
 
 _calls = {}
@@ -65,3 +66,19 @@ def echo_briefly(payload):
 def slow(payload):
     time.sleep(payload.get("sleep", 3))
     return payload
+
+
+def crash_until(payload):
+    """Kills the runtime `crashes` times (counted in the file `marker`), then
+    returns how many times it did."""
+    marker = payload["marker"]
+    try:
+        with open(marker) as fh:
+            done = len(fh.read().splitlines())
+    except FileNotFoundError:
+        done = 0
+    if done < payload["crashes"]:
+        with open(marker, "a") as fh:
+            fh.write("crash\n")
+        os._exit(1)
+    return {"survived": done}
