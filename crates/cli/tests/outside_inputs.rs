@@ -243,3 +243,70 @@ fn golden_manifests_for_users_ci_are_written_and_checked() {
     let (code, _, _) = run(&["--check", "rendered"]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn krm_function_renders_actors_and_passes_other_items_through() {
+    let list = r#"
+apiVersion: config.kubernetes.io/v1
+kind: ResourceList
+functionConfig:
+  apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: asya}
+  data: {namespace: team-a}
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: unrelated, annotations: {config.kubernetes.io/path: cm.yaml}}
+  data: {k: v}
+- apiVersion: asya.sh/v1alpha1
+  kind: Flavor
+  metadata: {name: small}
+  spec: {resources: {limits: {memory: 1Gi}}}
+- apiVersion: asya.sh/v1alpha1
+  kind: AsyncActor
+  metadata: {name: echo, annotations: {config.kubernetes.io/path: actors/echo.yaml}}
+  spec: {actor: echo, image: python:3.12-slim, handler: echo.run, flavors: [small]}
+"#;
+    let (code, out, err) = asya(&["krm"], list, &[], &root());
+    assert_eq!(code, 0, "{err}");
+    let docs = asya_render::parse_stream("out", &out).expect("yaml");
+    let rl = &docs[0].1;
+    assert_eq!(rl["kind"], "ResourceList");
+    let kinds: Vec<&str> = rl["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "Deployment",
+            "TriggerAuthentication",
+            "ScaledObject"
+        ]
+    );
+    assert_eq!(rl["items"][1]["metadata"]["namespace"], "team-a");
+    assert!(rl.get("results").is_none(), "{out}");
+
+    // A broken actor: an error result with field path and file, exit 1, items still printed.
+    let broken = list.replace("handler: echo.run", "handler: not-a-handler");
+    let (code, out, _) = asya(&["krm"], &broken, &[], &root());
+    assert_eq!(code, 1);
+    let rl = asya_render::parse_stream("out", &out)
+        .expect("yaml")
+        .remove(0)
+        .1;
+    let r = &rl["results"][0];
+    assert_eq!(r["severity"], "error");
+    assert_eq!(r["field"]["path"], "spec.handler");
+    assert_eq!(r["file"]["path"], "actors/echo.yaml");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expected module.function")
+    );
+}
