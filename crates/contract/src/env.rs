@@ -40,6 +40,8 @@ pub const RABBITMQ_USERNAME: &str = "ASYA_RABBITMQ_USERNAME";
 /// From a Secret (render writes a `secretKeyRef`, never a value).
 pub const RABBITMQ_PASSWORD: &str = "ASYA_RABBITMQ_PASSWORD";
 pub const RABBITMQ_EXCHANGE: &str = "ASYA_RABBITMQ_EXCHANGE";
+/// Unacked deliveries the broker may hand out; default 2 × concurrency + 8 (the sidecar's).
+pub const RABBITMQ_PREFETCH: &str = "ASYA_RABBITMQ_PREFETCH";
 // SQS.
 pub const AWS_REGION: &str = "ASYA_AWS_REGION";
 pub const SQS_ENDPOINT: &str = "ASYA_SQS_ENDPOINT";
@@ -79,6 +81,7 @@ pub const SIDECAR_READS: &[&str] = &[
     RABBITMQ_USERNAME,
     RABBITMQ_PASSWORD,
     RABBITMQ_EXCHANGE,
+    RABBITMQ_PREFETCH,
     AWS_REGION,
     SQS_ENDPOINT,
     SQS_WAIT_TIME_SECONDS,
@@ -160,6 +163,8 @@ pub struct RabbitMqEnv {
     pub vhost: String,
     pub username: String,
     pub exchange: String,
+    /// `None`: the sidecar sizes it from the concurrency.
+    pub prefetch: Option<u16>,
 }
 
 /// SQS settings.
@@ -253,6 +258,7 @@ impl SidecarEnv {
                 vhost: d::RABBITMQ_VHOST.into(),
                 username: d::RABBITMQ_USERNAME.into(),
                 exchange: d::RABBITMQ_EXCHANGE.into(),
+                prefetch: None,
             },
             sqs: SqsEnv {
                 region: d::AWS_REGION.into(),
@@ -327,6 +333,9 @@ impl SidecarEnv {
                     }
                 }
                 out.push((RABBITMQ_EXCHANGE, r.exchange.clone()));
+                if let Some(p) = r.prefetch {
+                    out.push((RABBITMQ_PREFETCH, p.to_string()));
+                }
             }
         }
         if let Some(s3) = &self.s3 {
@@ -455,6 +464,14 @@ impl SidecarEnv {
         if let Some(v) = get(RABBITMQ_EXCHANGE) {
             r.exchange = v;
         }
+        if let Some(v) = get(RABBITMQ_PREFETCH) {
+            r.prefetch = Some(v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                bad(
+                    RABBITMQ_PREFETCH,
+                    format!("expected an integer in 1..=65535, got {v:?}"),
+                )
+            })?);
+        }
         let s = &mut env.sqs;
         if let Some(v) = get(AWS_REGION) {
             s.region = v;
@@ -526,7 +543,7 @@ mod tests {
             actor in text(), namespace in text(), sqs in any::<bool>(),
             role in 0u8..3, concurrency in 1u16.., timeout_ms in 0u64..100_000_000,
             grace_s in 0u64..10_000, frame in 1u64.., url in proptest::option::of(text()),
-            port in any::<u16>(), wait in 0u32..=20, vis_s in 0u64..50_000,
+            port in any::<u16>(), prefetch in proptest::option::of(1u16..), wait in 0u32..=20, vis_s in 0u64..50_000,
             endpoint in proptest::option::of(text()), bucket in proptest::option::of(text()),
             policies in proptest::option::of(text()),
         ) -> SidecarEnv {
@@ -544,6 +561,7 @@ mod tests {
             } else {
                 e.rabbitmq.url = url;
                 e.rabbitmq.port = port;
+                e.rabbitmq.prefetch = prefetch;
             }
             e.s3 = bucket.map(|b| S3Env { bucket: b, prefix: String::new(), endpoint: None });
             e

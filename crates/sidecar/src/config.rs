@@ -5,26 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use asya_contract::SidecarEnv;
+use asya_contract::env as names;
+
 use crate::error::SidecarError;
 use crate::resiliency::Resiliency;
 
-/// What this sidecar does with the messages of its queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Calls the runtime and routes the results.
-    Regular,
-    /// `x-sink`: persists final envelopes; forwards failed ones to x-sump.
-    Sink,
-    /// `x-sump`: persists and logs envelopes that fell out of the flow.
-    Sump,
-}
-
-/// Which broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
-    RabbitMq,
-    Sqs,
-}
+pub use asya_contract::{Role, TransportKind};
 
 /// Everything the sidecar reads from its environment.
 #[derive(Debug, Clone)]
@@ -54,6 +41,8 @@ pub struct Config {
     /// SQS visibility per receive; the sidecar extends it every third of it
     /// while a message is processed.
     pub visibility_timeout: Duration,
+    /// `asya-<namespace>-<actor>` (the contract's naming).
+    queue: String,
 }
 
 impl Config {
@@ -62,145 +51,79 @@ impl Config {
         Self::from_map(&std::env::vars().collect())
     }
 
-    /// Reads a given environment (tests).
+    /// Reads a given environment (tests). Names, defaults and formats are the contract's
+    /// (`asya_contract::SidecarEnv::from_env`), the ones render writes with.
     pub fn from_map(env: &HashMap<String, String>) -> Result<Self, SidecarError> {
-        let get = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
         let bad = |var: &str, why: String| SidecarError::Config {
             var: var.to_string(),
             reason: why,
         };
-        let required = |k: &str| {
-            get(k)
-                .map(str::to_string)
-                .ok_or_else(|| bad(k, "is required".into()))
-        };
-        let duration = |k: &str, default: &str| {
-            let raw = get(k).unwrap_or(default);
-            parse_go_duration(raw).map_err(|e| bad(k, e))
-        };
-
-        let actor = required("ASYA_ACTOR_NAME")?;
-        let namespace = required("ASYA_NAMESPACE")?;
-        let transport = match get("ASYA_TRANSPORT").unwrap_or("rabbitmq") {
-            "rabbitmq" => TransportKind::RabbitMq,
-            "sqs" => TransportKind::Sqs,
-            other => {
-                return Err(bad(
-                    "ASYA_TRANSPORT",
-                    format!("{other:?} is not one of rabbitmq, sqs"),
-                ));
-            }
-        };
-        let sink = get("ASYA_ACTOR_SINK").unwrap_or("x-sink").to_string();
-        let sump = get("ASYA_ACTOR_SUMP").unwrap_or("x-sump").to_string();
-        let role = match get("ASYA_ACTOR_ROLE") {
-            Some("regular") => Role::Regular,
-            Some("sink") => Role::Sink,
-            Some("sump") => Role::Sump,
-            Some(other) => {
-                return Err(bad(
-                    "ASYA_ACTOR_ROLE",
-                    format!("{other:?} is not one of regular, sink, sump"),
-                ));
-            }
-            None if get("ASYA_IS_END_ACTOR").is_some_and(parse_bool) => {
-                // Legacy: the end role follows from the actor's name.
-                match actor.as_str() {
-                    "x-sump" | "error-end" => Role::Sump,
-                    a if a == sump => Role::Sump,
-                    _ => Role::Sink,
-                }
-            }
-            None => Role::Regular,
-        };
-        let concurrency = match get("ASYA_CONCURRENCY") {
-            None => 1,
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=u16::MAX as usize).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "ASYA_CONCURRENCY",
-                        format!("{raw:?} is not an integer in 1..=65535"),
-                    )
-                })?,
-        };
+        let e = SidecarEnv::from_env(|k| env.get(k).cloned()).map_err(|e| bad(e.var, e.reason))?;
+        let get = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let concurrency = usize::from(e.concurrency);
         let resiliency = Resiliency::from_json(
-            get("ASYA_RESILIENCY_POLICIES"),
-            get("ASYA_RESILIENCY_RULES"),
+            e.resiliency_policies.as_deref(),
+            e.resiliency_rules.as_deref(),
         )
-        .map_err(|e| bad("ASYA_RESILIENCY_POLICIES/ASYA_RESILIENCY_RULES", e))?;
-        let metrics_addr = get("ASYA_METRICS_ADDR").unwrap_or("0.0.0.0:8080");
-        let metrics_addr = parse_addr(metrics_addr).map_err(|e| bad("ASYA_METRICS_ADDR", e))?;
-        let max_frame_bytes = match get("ASYA_MAX_FRAME_BYTES") {
-            None => 64 << 20,
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    bad(
-                        "ASYA_MAX_FRAME_BYTES",
-                        format!("{raw:?} is not a positive integer"),
-                    )
-                })?,
+        .map_err(|why| {
+            bad(
+                &format!("{}/{}", names::RESILIENCY_POLICIES, names::RESILIENCY_RULES),
+                why,
+            )
+        })?;
+        let metrics_addr =
+            parse_addr(&e.metrics_addr).map_err(|why| bad(names::METRICS_ADDR, why))?;
+        let max_frame_bytes = usize::try_from(e.max_frame_bytes).map_err(|_| {
+            bad(
+                names::MAX_FRAME_BYTES,
+                "is too large for this machine".into(),
+            )
+        })?;
+        let r = &e.rabbitmq;
+        let rabbitmq_url = match &r.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "amqp://{}:{}@{}:{}/{}",
+                percent_encode(&r.username),
+                percent_encode(get(names::RABBITMQ_PASSWORD).unwrap_or("guest")),
+                r.host,
+                r.port,
+                percent_encode(&r.vhost)
+            ),
         };
-        let rabbitmq_url = match get("ASYA_RABBITMQ_URL") {
-            Some(url) => url.to_string(),
-            None => {
-                let host = get("ASYA_RABBITMQ_HOST").unwrap_or("127.0.0.1");
-                let port = get("ASYA_RABBITMQ_PORT").unwrap_or("5672");
-                port.parse::<u16>()
-                    .map_err(|_| bad("ASYA_RABBITMQ_PORT", format!("{port:?} is not a port")))?;
-                let vhost = get("ASYA_RABBITMQ_VHOST").unwrap_or("/");
-                let user = get("ASYA_RABBITMQ_USERNAME").unwrap_or("guest");
-                let pass = get("ASYA_RABBITMQ_PASSWORD").unwrap_or("guest");
-                format!(
-                    "amqp://{}:{}@{host}:{port}/{}",
-                    percent_encode(user),
-                    percent_encode(pass),
-                    percent_encode(vhost)
-                )
-            }
-        };
-        let prefetch = match get("ASYA_RABBITMQ_PREFETCH") {
+        let prefetch = match e.rabbitmq.prefetch {
             None => default_prefetch(concurrency),
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (concurrency..=u16::MAX as usize).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "ASYA_RABBITMQ_PREFETCH",
-                        format!("{raw:?} is not an integer in {concurrency}..=65535 (at least ASYA_CONCURRENCY)"),
-                    )
-                })?,
+            Some(n) if usize::from(n) >= concurrency => usize::from(n),
+            Some(n) => {
+                return Err(bad(
+                    names::RABBITMQ_PREFETCH,
+                    format!("{n} is below ASYA_CONCURRENCY ({concurrency})"),
+                ));
+            }
         };
         Ok(Self {
             prefetch,
-            actor,
-            namespace,
-            transport,
-            role,
-            socket_dir: PathBuf::from(get("ASYA_SOCKET_DIR").unwrap_or("/var/run/asya")),
-            socket_name: get("ASYA_SOCKET_NAME")
-                .unwrap_or("asya-runtime.sock")
-                .to_string(),
-            sink,
-            sump,
+            queue: e.queue(),
+            actor: e.actor,
+            namespace: e.namespace,
+            transport: e.transport,
+            role: e.role,
+            socket_dir: PathBuf::from(e.socket_dir),
+            socket_name: e.socket_name,
+            sink: e.sink,
+            sump: e.sump,
             concurrency,
-            actor_timeout: duration("ASYA_RESILIENCY_ACTOR_TIMEOUT", "5m")?,
+            actor_timeout: e.actor_timeout,
             resiliency,
-            shutdown_grace: duration("ASYA_SHUTDOWN_GRACE", "25s")?,
-            runtime_ready_timeout: duration("ASYA_RUNTIME_READY_TIMEOUT", "5m")?,
+            shutdown_grace: e.shutdown_grace,
+            runtime_ready_timeout: e.runtime_ready_timeout,
             metrics_addr,
-            log_level: get("ASYA_LOG_LEVEL").unwrap_or("info").to_string(),
-            log_format: get("ASYA_LOG_FORMAT").unwrap_or("json").to_string(),
+            log_level: e.log_level,
+            log_format: e.log_format,
             max_frame_bytes,
             rabbitmq_url,
-            rabbitmq_exchange: get("ASYA_RABBITMQ_EXCHANGE").unwrap_or("asya").to_string(),
-            visibility_timeout: duration("ASYA_SQS_VISIBILITY_TIMEOUT", "30s")?,
+            rabbitmq_exchange: e.rabbitmq.exchange,
+            visibility_timeout: e.sqs.visibility_timeout,
         })
     }
 
@@ -211,7 +134,7 @@ impl Config {
 
     /// The queue this sidecar consumes.
     pub fn queue(&self) -> String {
-        asya_transport::naming::queue_name(&self.namespace, &self.actor)
+        self.queue.clone()
     }
 }
 
@@ -233,10 +156,6 @@ fn parse_addr(raw: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("{raw:?} is not host:port ({e})"))
 }
 
-fn parse_bool(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on")
-}
-
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -249,45 +168,9 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// Parses a Go duration: `300ms`, `1.5s`, `5m`, `1h30m`; a bare `0` is zero.
+/// Parses a Go duration (the contract's parser): `300ms`, `1.5s`, `5m`, `1h30m`, a bare `0`.
 pub fn parse_go_duration(raw: &str) -> Result<Duration, String> {
-    let s = raw.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(format!("{raw:?} is not a duration like 30s, 5m, 1h30m"));
-        }
-        let value: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("{raw:?}: bad number {:?}", &rest[..num_len]))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => return Err(format!("{raw:?}: missing unit (ms, s, m, h)")),
-            u => return Err(format!("{raw:?}: unknown unit {u:?}")),
-        };
-        rest = &rest[unit_len..];
-        total += value * scale;
-    }
-    Duration::try_from_secs_f64(total).map_err(|e| format!("{raw:?}: {e}"))
+    asya_contract::duration::parse(raw)
 }
 
 #[cfg(test)]
@@ -329,7 +212,11 @@ mod tests {
         assert_eq!(c.concurrency, 1);
         assert_eq!(c.actor_timeout, Duration::from_secs(300));
         assert_eq!(c.shutdown_grace, Duration::from_secs(25));
-        assert_eq!(c.rabbitmq_url, "amqp://guest:guest@127.0.0.1:5672/%2F");
+        // One default for render and sidecar: the contract's in-cluster service name.
+        assert_eq!(
+            c.rabbitmq_url,
+            "amqp://guest:guest@rabbitmq.default.svc.cluster.local:5672/%2F"
+        );
         assert_eq!(c.metrics_addr.port(), 8080);
         assert!(c.resiliency.is_none());
     }

@@ -91,14 +91,14 @@ async fn a_runtime_crash_is_counted_once_per_runtime_life() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timeout_never_blames_the_next_message_with_a_runtime_that_exits() {
+async fn a_timeout_never_blames_the_next_message_with_a_fake_runtime() {
     if servers_available(B) {
         scenarios::a_timeout_never_blames_the_next_message(B, true).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timeout_never_blames_the_next_message_with_a_runtime_that_stays() {
+async fn a_timeout_never_blames_the_next_message_with_the_real_runtime() {
     if servers_available(B) {
         scenarios::a_timeout_never_blames_the_next_message(B, false).await;
     }

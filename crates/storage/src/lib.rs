@@ -12,6 +12,7 @@
 mod error;
 mod key;
 
+use asya_contract::env as names;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
@@ -45,12 +46,12 @@ impl EnvelopeStore {
     /// optional. Credentials come from the usual AWS chain (env, web identity, ...).
     pub async fn from_env() -> Result<Option<Self>, StorageError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let Some(bucket) = var("ASYA_S3_BUCKET") else {
+        let Some(bucket) = var(names::S3_BUCKET) else {
             return Ok(None);
         };
-        let prefix = var("ASYA_S3_PREFIX").unwrap_or_default();
-        let endpoint = var("ASYA_S3_ENDPOINT");
-        let region = var("ASYA_AWS_REGION").unwrap_or_else(|| "us-east-1".to_string());
+        let prefix = var(names::S3_PREFIX).unwrap_or_default();
+        let endpoint = var(names::S3_ENDPOINT);
+        let region = var(names::AWS_REGION).unwrap_or_else(|| names::defaults::AWS_REGION.into());
         Self::new(&bucket, &prefix, endpoint.as_deref(), &region)
             .await
             .map(Some)

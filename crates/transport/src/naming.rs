@@ -1,9 +1,7 @@
 //! Queue names. Every transport uses `asya-<namespace>-<actor>`.
 
-/// The queue of `actor` in `namespace`.
-pub fn queue_name(namespace: &str, actor: &str) -> String {
-    format!("asya-{namespace}-{actor}")
-}
+/// The queue of `actor` in `namespace` (the contract's naming, shared with render).
+pub use asya_contract::queue_name;
 
 #[cfg(test)]
 mod tests {

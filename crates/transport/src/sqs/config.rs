@@ -1,5 +1,6 @@
 //! SQS settings, from the contract's `ASYA_*` variables or set directly.
 
+use asya_contract::env as names;
 use std::time::Duration;
 
 use crate::TransportError;
@@ -55,9 +56,9 @@ impl SqsConfig {
     /// [`from_env`](Self::from_env) over any variable source (tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, TransportError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let region = var("ASYA_AWS_REGION").unwrap_or_else(|| "us-east-1".into());
-        let mut config = Self::new(region, var("ASYA_SQS_ENDPOINT"));
-        if let Some(raw) = var("ASYA_SQS_WAIT_TIME_SECONDS") {
+        let region = var(names::AWS_REGION).unwrap_or_else(|| names::defaults::AWS_REGION.into());
+        let mut config = Self::new(region, var(names::SQS_ENDPOINT));
+        if let Some(raw) = var(names::SQS_WAIT_TIME_SECONDS) {
             let secs: u64 = raw.trim().parse().map_err(|_| {
                 TransportError::Config(format!(
                     "ASYA_SQS_WAIT_TIME_SECONDS={raw:?} is not a whole number of seconds"
@@ -65,12 +66,12 @@ impl SqsConfig {
             })?;
             config.wait_time = Duration::from_secs(secs);
         }
-        if let Some(raw) = var("ASYA_SQS_VISIBILITY_TIMEOUT") {
+        if let Some(raw) = var(names::SQS_VISIBILITY_TIMEOUT) {
             config.visibility_timeout = parse_duration(&raw).map_err(|why| {
                 TransportError::Config(format!("ASYA_SQS_VISIBILITY_TIMEOUT={raw:?}: {why}"))
             })?;
         }
-        if let Some(raw) = var("ASYA_CONCURRENCY") {
+        if let Some(raw) = var(names::CONCURRENCY) {
             let n: u32 = raw.trim().parse().map_err(|_| {
                 TransportError::Config(format!(
                     "ASYA_CONCURRENCY={raw:?} is not a positive whole number"
@@ -126,41 +127,10 @@ pub(crate) fn ceil_secs(d: Duration) -> i32 {
     i32::try_from(secs).unwrap_or(i32::MAX)
 }
 
-/// Parses a Go-style duration (`30s`, `1m30s`, `1.5h`, `250ms`) or a bare
-/// number of seconds.
+/// Parses a Go-style duration (`30s`, `1m30s`, `250ms`): the contract's parser, the one
+/// render validates with.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let s = raw.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{s:?} lacks a unit (ms, s, m, h)"))?;
-        let (num, tail) = rest.split_at(num_len);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration like 30s or 1m30s"))?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(format!("{s:?} has unknown unit {unit:?} (use ms, s, m, h)")),
-        };
-        total += value * scale;
-        rest = next;
-    }
-    Duration::try_from_secs_f64(total).map_err(|e| format!("{s:?}: {e}"))
+    asya_contract::duration::parse(raw)
 }
 
 #[cfg(test)]
@@ -219,7 +189,8 @@ mod tests {
     #[test]
     fn go_durations_parse() {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        // One parser for render and readers: a number needs its unit (render writes one).
+        assert!(parse_duration("45").is_err());
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("5 parsecs").is_err());
