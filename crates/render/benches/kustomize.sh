@@ -19,18 +19,21 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 now() { date +%s.%N; }
 ms() { echo "($2 - $1) * 1000" | bc -l | xargs printf '%.0f'; }
+# CPU milliseconds (user + system) of a command, from /usr/bin/time.
+cpu_ms() { awk '{printf "%.0f", ($1 + $2) * 1000}' "$1"; }
 
-echo "== asya (in-process render of $N actors, YAML serialisation included)"
+echo "== asya (in-process render of $N actors; YAML, then JSON serialisation)"
 "$ASYA" bench --actors "$N" --flavors flavors --kustomize-dir "$TMP/tree"
+"$ASYA" bench --actors "$N" --flavors flavors -o json
 
 echo "== asya render -f actors/ ($N files, whole CLI process)"
-t0=$(now); "$ASYA" render -f "$TMP/tree/actors" --flavors flavors > "$TMP/asya.yaml"; t1=$(now)
-ASYA_MS=$(ms "$t0" "$t1")
-echo "asya render: $(grep -c '^kind:' "$TMP/asya.yaml") objects in ${ASYA_MS} ms"
+t0=$(now); /usr/bin/time -f "%U %S" -o "$TMP/asya.cpu" "$ASYA" render -f "$TMP/tree/actors" --flavors flavors > "$TMP/asya.yaml"; t1=$(now)
+ASYA_MS=$(ms "$t0" "$t1"); ASYA_CPU=$(cpu_ms "$TMP/asya.cpu")
+echo "asya render: $(grep -c '^kind:' "$TMP/asya.yaml") objects in ${ASYA_MS} ms wall, ${ASYA_CPU} ms CPU"
 
 echo "== kubectl kustomize (base + $N overlays)"
-t0=$(now); kubectl kustomize "$TMP/tree" > "$TMP/kustomize.yaml"; t1=$(now)
-KUST_MS=$(ms "$t0" "$t1")
-echo "kubectl kustomize: $(grep -c '^kind:' "$TMP/kustomize.yaml") objects in ${KUST_MS} ms ($(kubectl version --client 2>/dev/null | grep -i kustomize || true))"
+t0=$(now); /usr/bin/time -f "%U %S" -o "$TMP/kust.cpu" kubectl kustomize "$TMP/tree" > "$TMP/kustomize.yaml"; t1=$(now)
+KUST_MS=$(ms "$t0" "$t1"); KUST_CPU=$(cpu_ms "$TMP/kust.cpu")
+echo "kubectl kustomize: $(grep -c '^kind:' "$TMP/kustomize.yaml") objects in ${KUST_MS} ms wall, ${KUST_CPU} ms CPU ($(kubectl version --client 2>/dev/null | grep -i kustomize || true))"
 
-echo "== ratio: kustomize / asya render = $(echo "$KUST_MS / ($ASYA_MS + 0.5)" | bc -l | xargs printf '%.1f')x"
+echo "== ratio kustomize / asya render: wall $(echo "$KUST_MS / ($ASYA_MS + 0.5)" | bc -l | xargs printf '%.1f')x, CPU $(echo "$KUST_CPU / ($ASYA_CPU + 0.5)" | bc -l | xargs printf '%.1f')x"
