@@ -157,16 +157,7 @@ pub(crate) fn check(
         return;
     }
     let ty = s.get("type").and_then(Value::as_str).unwrap_or("");
-    let ok = match ty {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "integer" => value.is_i64() || value.is_u64(),
-        "number" => value.is_number(),
-        "boolean" => value.is_boolean(),
-        _ => true,
-    };
-    if !ok {
+    if !type_matches(value, schema_node) {
         let expected = match ty {
             "object" => "a mapping",
             "array" => "a list",

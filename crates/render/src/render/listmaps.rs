@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use super::fieldpath::{Step, path_of};
+
 /// List field name → the fields that form an item's key. `protocol` defaults to TCP.
 const KEYED_LISTS: &[(&str, &[&str])] = &[
     ("containers", &["name"]),
@@ -37,29 +39,6 @@ pub(crate) fn duplicate_keys(obj: &Value) -> Vec<Duplicate> {
     let mut out = Vec::new();
     walk(obj, &mut Vec::new(), &mut out);
     out
-}
-
-/// One step of the path from the object's root: a field or a list index.
-enum Step<'a> {
-    Field(&'a str),
-    Index(usize),
-}
-
-/// The dotted path of `steps` (built only when a duplicate is found).
-fn path_of(steps: &[Step<'_>]) -> String {
-    let mut p = String::new();
-    for s in steps {
-        match s {
-            Step::Field(f) => {
-                if !p.is_empty() {
-                    p.push('.');
-                }
-                p.push_str(f);
-            }
-            Step::Index(i) => p.push_str(&format!("[{i}]")),
-        }
-    }
-    p
 }
 
 fn walk<'a>(v: &'a Value, steps: &mut Vec<Step<'a>>, out: &mut Vec<Duplicate>) {

@@ -4,6 +4,7 @@
 
 mod context;
 mod explain;
+mod fieldpath;
 mod labels;
 mod listmaps;
 mod output;

@@ -15,6 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::fieldpath::{Step, path_of};
+
 use crate::api::yaml::{Limits, load_stream};
 use crate::error::{Diagnostics, Error, template};
 use crate::schema::check;
@@ -97,27 +99,6 @@ fn round_trip<T: DeserializeOwned + Serialize>(
         .into());
     }
     Ok(())
-}
-
-/// One step of a path: a field or a list index.
-enum Step<'a> {
-    Field(&'a str),
-    Index(usize),
-}
-
-fn path_of(steps: &[Step<'_>]) -> String {
-    let mut p = String::new();
-    for s in steps {
-        match s {
-            Step::Field(f) if p.is_empty() => p.push_str(f),
-            Step::Field(f) => {
-                p.push('.');
-                p.push_str(f);
-            }
-            Step::Index(i) => p.push_str(&format!("[{i}]")),
-        }
-    }
-    p
 }
 
 /// Whether `a` has something `b` lacks or differs; `steps` then leads to the first place.
