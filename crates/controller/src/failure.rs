@@ -161,7 +161,8 @@ fn apply_failure(api_version: &str, kind: &str, name: &str, source: &kube::Error
             "ApplyRejected",
             format!(
                 "the API server rejected {kind} {name}: {}{}; fix the actor's spec",
-                trim_object_prefix(&s.message),
+                // Shortened here so that what to do is never the part cut off.
+                one_line(trim_object_prefix(&s.message), 150),
                 if s.message.contains("quantities must match") {
                     " (a value under resources is not a quantity such as 500m or 1Gi)"
                 } else {

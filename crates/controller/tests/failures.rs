@@ -96,10 +96,12 @@ async fn a_workload_the_api_server_rejects_is_apply_rejected_and_retried() {
         return;
     };
     let _ctl = c.start_controller(renderer(), rabbit_drivers(DeletionPolicy::Delete));
+    // A value render accepts and the API server rejects: a node selector key that is not a
+    // label key. (A malformed quantity no longer gets this far: render rejects it, RenderInvalid.)
     c.apply_actor(actor(
         &c.ns,
         "rej",
-        json!({"resources": {"limits": {"cpu": "lots"}}}),
+        json!({"nodeSelector": {"bad key!": "x"}}),
     ))
     .await;
     let status = c
@@ -110,8 +112,7 @@ async fn a_workload_the_api_server_rejects_is_apply_rejected_and_retried() {
     assert_eq!(status["phase"], "Invalid", "{status}");
     let msg = assert_one_line(&status, "WorkloadReady", 320);
     assert!(
-        msg.starts_with("the API server rejected Deployment rej: ")
-            && msg.contains("not a quantity such as 500m"),
+        msg.starts_with("the API server rejected Deployment rej: ") && msg.contains("nodeSelector"),
         "{msg}"
     );
     assert!(msg.ends_with("fix the actor's spec"), "{msg}");
