@@ -57,16 +57,22 @@ fn render_case(root: &Path, case: &Path) -> Outcome {
     }
 }
 
-#[test]
-fn every_golden_case_renders_byte_for_byte() {
-    let root = repo_root();
-    let update = std::env::var("ASYA_UPDATE_GOLDEN").is_ok_and(|v| v == "1");
+/// Every `golden/<case>/` folder, sorted.
+fn cases(root: &Path) -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(root.join("golden"))
         .expect("golden dir")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.is_dir())
         .collect();
     cases.sort();
+    cases
+}
+
+#[test]
+fn every_golden_case_renders_byte_for_byte() {
+    let root = repo_root();
+    let update = std::env::var("ASYA_UPDATE_GOLDEN").is_ok_and(|v| v == "1");
+    let cases = cases(&root);
     assert!(
         cases.len() >= 20,
         "expected at least 20 golden cases, found {}",
@@ -308,12 +314,7 @@ fn check_facts(facts: &serde_json::Value, o: &Outcome) -> Vec<String> {
 fn every_golden_case_keeps_its_stated_intent() {
     let root = repo_root();
     let mut failures = Vec::new();
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(root.join("golden"))
-        .expect("golden dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.is_dir())
-        .collect();
-    cases.sort();
+    let cases = cases(&root);
     for case in &cases {
         let name = case
             .file_name()
