@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
-use crate::TransportKind;
 use crate::duration;
+use crate::{QueueNaming, TransportKind};
 
 // Who the actor is.
 pub const ACTOR_NAME: &str = "ASYA_ACTOR_NAME";
 pub const NAMESPACE: &str = "ASYA_NAMESPACE";
 pub const TRANSPORT: &str = "ASYA_TRANSPORT";
+/// `namespaced` (default) or `legacy`: see [`crate::QueueNaming`].
+pub const QUEUE_NAMING: &str = "ASYA_QUEUE_NAMING";
 pub const ACTOR_ROLE: &str = "ASYA_ACTOR_ROLE";
 /// Upstream's flag for end actors; the role then follows from the actor's name.
 pub const IS_END_ACTOR: &str = "ASYA_IS_END_ACTOR";
@@ -58,6 +60,7 @@ pub const SIDECAR_READS: &[&str] = &[
     ACTOR_NAME,
     NAMESPACE,
     TRANSPORT,
+    QUEUE_NAMING,
     ACTOR_ROLE,
     IS_END_ACTOR,
     ACTOR_SINK,
@@ -191,6 +194,8 @@ pub struct SidecarEnv {
     pub actor: String,
     pub namespace: String,
     pub transport: TransportKind,
+    /// How this sidecar names its own queue and the queues it routes to.
+    pub queue_naming: QueueNaming,
     pub role: Role,
     pub sink: String,
     pub sump: String,
@@ -236,6 +241,7 @@ impl SidecarEnv {
             actor: actor.into(),
             namespace: namespace.into(),
             transport,
+            queue_naming: QueueNaming::Namespaced,
             role: Role::of_actor(actor),
             sink: d::SINK.into(),
             sump: d::SUMP.into(),
@@ -272,7 +278,7 @@ impl SidecarEnv {
 
     /// The queue this sidecar consumes.
     pub fn queue(&self) -> String {
-        crate::queue_name(&self.namespace, &self.actor)
+        self.queue_naming.queue(&self.namespace, &self.actor)
     }
 
     /// The environment render writes, in a fixed order. Identity, socket, sink/sump,
@@ -283,6 +289,12 @@ impl SidecarEnv {
             (ACTOR_NAME, self.actor.clone()),
             (NAMESPACE, self.namespace.clone()),
             (TRANSPORT, self.transport.as_str().to_string()),
+        ];
+        // Written only for the non-default scheme: namespaced renders stay as they were.
+        if self.queue_naming != QueueNaming::Namespaced {
+            out.push((QUEUE_NAMING, self.queue_naming.as_str().to_string()));
+        }
+        out.extend([
             (ACTOR_ROLE, self.role.as_str().to_string()),
             (SOCKET_DIR, self.socket_dir.clone()),
             (SOCKET_NAME, self.socket_name.clone()),
@@ -293,7 +305,7 @@ impl SidecarEnv {
                 RESILIENCY_ACTOR_TIMEOUT,
                 duration::format(self.actor_timeout),
             ),
-        ];
+        ]);
         if let Some(p) = &self.resiliency_policies {
             out.push((RESILIENCY_POLICIES, p.clone()));
         }
@@ -380,6 +392,9 @@ impl SidecarEnv {
             Some(t) => t.parse().map_err(|e| bad(TRANSPORT, e))?,
         };
         let mut env = SidecarEnv::new(&actor, &namespace, transport);
+        if let Some(n) = get(QUEUE_NAMING) {
+            env.queue_naming = n.parse().map_err(|e| bad(QUEUE_NAMING, e))?;
+        }
         if let Some(s) = get(ACTOR_SINK) {
             env.sink = s;
         }
@@ -545,9 +560,12 @@ mod tests {
             grace_s in 0u64..10_000, frame in 1u64.., url in proptest::option::of(text()),
             port in any::<u16>(), prefetch in proptest::option::of(1u16..), wait in 0u32..=20, vis_s in 0u64..50_000,
             endpoint in proptest::option::of(text()), bucket in proptest::option::of(text()),
-            policies in proptest::option::of(text()),
+            policies in proptest::option::of(text()), legacy in any::<bool>(),
         ) -> SidecarEnv {
             let mut e = SidecarEnv::new(&actor, &namespace, if sqs { TransportKind::Sqs } else { TransportKind::RabbitMq });
+            if legacy {
+                e.queue_naming = QueueNaming::Legacy;
+            }
             e.role = [Role::Regular, Role::Sink, Role::Sump][role as usize];
             e.concurrency = concurrency;
             e.actor_timeout = Duration::from_millis(timeout_ms);

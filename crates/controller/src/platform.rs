@@ -44,12 +44,17 @@ pub fn queue_drivers(platform: &Platform) -> QueueDrivers {
             "rabbitmq" => {
                 drivers.insert(
                     name.clone(),
-                    Arc::new(LazyRabbitMq::new(rabbitmq_url(&transport.config))),
+                    Arc::new(LazyRabbitMq::new(
+                        rabbitmq_url(&transport.config),
+                        platform.queue.naming,
+                    )),
                     policy,
                 );
             }
             "sqs" => {
-                if let Some(driver) = crate::queue::sqs_driver(&transport.config) {
+                if let Some(driver) =
+                    crate::queue::sqs_driver(&transport.config, platform.queue.naming)
+                {
                     drivers.insert(name.clone(), driver, policy);
                 }
             }

@@ -96,9 +96,12 @@ pub struct LazyRabbitMq {
 }
 
 impl LazyRabbitMq {
-    pub fn new(url: impl Into<String>) -> Self {
+    /// A driver for the broker at `url` whose queue names follow `naming` (the
+    /// platform's `queue.naming`, the same the sidecars are given).
+    pub fn new(url: impl Into<String>, naming: asya_contract::QueueNaming) -> Self {
         let mut config = asya_transport::rabbitmq::RabbitMqConfig::new(url, "");
         config.connection_name = "asya-controller".into();
+        config.naming = naming;
         LazyRabbitMq {
             config,
             admin: tokio::sync::OnceCell::new(),
@@ -113,6 +116,12 @@ impl LazyRabbitMq {
 }
 
 impl QueueAdmin for LazyRabbitMq {
+    async fn ensure_actor_queue(&self, namespace: &str, actor: &str) -> Result<(), TransportError> {
+        self.admin()
+            .await?
+            .ensure_actor_queue(namespace, actor)
+            .await
+    }
     async fn ensure_queue(&self, queue: &str) -> Result<(), TransportError> {
         self.admin().await?.ensure_queue(queue).await
     }
@@ -129,6 +138,7 @@ impl QueueAdmin for LazyRabbitMq {
 /// credentials come from the usual chain (IRSA / Pod Identity in a cluster).
 pub fn sqs_driver(
     settings: &asya_render::api::platform::TransportSettings,
+    naming: asya_contract::QueueNaming,
 ) -> Option<Arc<dyn QueueDriver>> {
     let mut config = asya_transport::sqs::SqsConfig::new(
         settings
@@ -137,6 +147,7 @@ pub fn sqs_driver(
             .unwrap_or_else(|| "us-east-1".into()),
         settings.endpoint.clone(),
     );
+    config.naming = naming;
     if let Some(v) = settings.visibility_timeout.as_deref() {
         match asya_transport::sqs::parse_duration(v) {
             Ok(d) => config.visibility_timeout = d,

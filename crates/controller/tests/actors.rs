@@ -30,7 +30,7 @@ fn renderer() -> Arc<PlatformRenderer> {
 }
 
 async fn queue_exists(queue: &str) -> bool {
-    let admin = asya_controller::queue::LazyRabbitMq::new(rabbitmq_url());
+    let admin = asya_controller::queue::LazyRabbitMq::new(rabbitmq_url(), Default::default());
     admin.depth(queue).await.is_ok()
 }
 
@@ -295,7 +295,7 @@ async fn retain_policy_keeps_the_queue_of_a_deleted_actor() {
     })
     .await;
     assert!(queue_exists(&queue).await, "queue deleted despite Retain");
-    let _ = asya_controller::queue::LazyRabbitMq::new(rabbitmq_url())
+    let _ = asya_controller::queue::LazyRabbitMq::new(rabbitmq_url(), Default::default())
         .delete_queue(&queue)
         .await;
     c.cleanup().await;

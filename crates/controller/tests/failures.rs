@@ -225,7 +225,7 @@ async fn an_unreachable_sqs_endpoint_is_queue_unavailable_in_one_line() {
     let mut queues = QueueDrivers::default();
     queues.insert(
         "sqs",
-        asya_controller::queue::sqs_driver(&settings).expect("sqs driver"),
+        asya_controller::queue::sqs_driver(&settings, Default::default()).expect("sqs driver"),
         DeletionPolicy::Retain,
     );
     let _ctl = c.start_controller(renderer(), queues);

@@ -29,7 +29,7 @@ async fn sqs_actor_gets_its_queue_on_the_emulator_and_loses_it_with_the_actor() 
     let mut queues = QueueDrivers::default();
     queues.insert(
         "sqs",
-        asya_controller::queue::sqs_driver(&settings).expect("sqs driver"),
+        asya_controller::queue::sqs_driver(&settings, Default::default()).expect("sqs driver"),
         DeletionPolicy::Delete,
     );
     let _ctl = c.start_controller(

@@ -54,6 +54,7 @@ pub async fn run(cfg: Config) -> Result<(), SidecarError> {
         TransportKind::RabbitMq => {
             let mut rcfg = RabbitMqConfig::new(cfg.rabbitmq_url.clone(), cfg.namespace.clone());
             rcfg.exchange = cfg.rabbitmq_exchange.clone();
+            rcfg.naming = cfg.queue_naming;
             rcfg.prefetch = u16::try_from(cfg.prefetch).unwrap_or(u16::MAX);
             rcfg.connection_name = format!("asya-sidecar {}", cfg.queue());
             serve(cfg, metrics, listener, shutdown, move |actor: String| {
@@ -73,6 +74,7 @@ pub async fn send(cfg: &Config, actor: &str, body: Vec<u8>) -> Result<(), Sideca
         TransportKind::RabbitMq => {
             let mut rcfg = RabbitMqConfig::new(cfg.rabbitmq_url.clone(), cfg.namespace.clone());
             rcfg.exchange = cfg.rabbitmq_exchange.clone();
+            rcfg.naming = cfg.queue_naming;
             rcfg.connection_name = "asya-sidecar send".into();
             let t = RabbitMq::connect(rcfg).await?;
             t.publish(actor, body, Duration::ZERO).await?;

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use asya_contract::SidecarEnv;
 use asya_contract::env as names;
+use asya_contract::{QueueNaming, SidecarEnv};
 
 use crate::error::SidecarError;
 use crate::resiliency::Resiliency;
@@ -19,6 +19,8 @@ pub struct Config {
     pub actor: String,
     pub namespace: String,
     pub transport: TransportKind,
+    /// How actor names map to queue names (`ASYA_QUEUE_NAMING`).
+    pub queue_naming: QueueNaming,
     pub role: Role,
     pub socket_dir: PathBuf,
     pub socket_name: String,
@@ -41,7 +43,7 @@ pub struct Config {
     /// SQS visibility per receive; the sidecar extends it every third of it
     /// while a message is processed.
     pub visibility_timeout: Duration,
-    /// `asya-<namespace>-<actor>` (the contract's naming).
+    /// This actor's queue (the contract's naming).
     queue: String,
 }
 
@@ -107,6 +109,7 @@ impl Config {
             actor: e.actor,
             namespace: e.namespace,
             transport: e.transport,
+            queue_naming: e.queue_naming,
             role: e.role,
             socket_dir: PathBuf::from(e.socket_dir),
             socket_name: e.socket_name,
@@ -135,6 +138,11 @@ impl Config {
     /// The queue this sidecar consumes.
     pub fn queue(&self) -> String {
         self.queue.clone()
+    }
+
+    /// The queue of another actor in this sidecar's namespace.
+    pub fn queue_of(&self, actor: &str) -> String {
+        self.queue_naming.queue(&self.namespace, actor)
     }
 }
 

@@ -11,8 +11,10 @@ use serde_json::{Map, Value};
 /// Header holding the RFC3339 time of the first attempt at the current actor.
 pub const FIRST_ATTEMPT_HEADER: &str = "x-asya-first-attempt";
 
-/// `{prev, curr, next}`.
+/// `{prev, curr, next}`. Upstream's legacy `{actors, current}` (envelopes still in flight
+/// from before a migration) is read too and converted: `actors[current]` is `curr`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RouteWire")]
 pub struct Route {
     #[serde(default)]
     pub prev: Vec<String>,
@@ -20,6 +22,54 @@ pub struct Route {
     pub curr: String,
     #[serde(default)]
     pub next: Vec<String>,
+}
+
+/// A route as it may arrive: the current shape, or the legacy one.
+#[derive(Deserialize)]
+struct RouteWire {
+    prev: Option<Vec<String>>,
+    curr: Option<String>,
+    next: Option<Vec<String>>,
+    actors: Option<Vec<String>>,
+    current: Option<Value>,
+}
+
+impl TryFrom<RouteWire> for Route {
+    type Error = String;
+
+    fn try_from(w: RouteWire) -> Result<Route, String> {
+        let modern = w.prev.is_some() || w.curr.is_some() || w.next.is_some();
+        let Some(actors) = w.actors.filter(|_| !modern) else {
+            return Ok(Route {
+                prev: w.prev.unwrap_or_default(),
+                curr: w.curr.unwrap_or_default(),
+                next: w.next.unwrap_or_default(),
+            });
+        };
+        let current = match w.current {
+            None => 0,
+            Some(v) => v
+                .as_u64()
+                .and_then(|c| usize::try_from(c).ok())
+                .filter(|c| *c <= actors.len())
+                .ok_or_else(|| {
+                    format!(
+                        "legacy route.current must be an integer from 0 to {} (an index into \
+                         route.actors), got {v}",
+                        actors.len()
+                    )
+                })?,
+        };
+        // `current == len(actors)`: the route is exhausted (upstream's end of the line).
+        Ok(Route {
+            prev: actors[..current].to_vec(),
+            curr: actors.get(current).cloned().unwrap_or_default(),
+            next: actors
+                .get(current + 1..)
+                .map(<[String]>::to_vec)
+                .unwrap_or_default(),
+        })
+    }
 }
 
 impl Route {
@@ -153,6 +203,41 @@ mod tests {
         assert!(Envelope::parse(br#"{"id":"1","route":{"curr":"a"}}"#).is_err());
         assert!(Envelope::parse(br#"{"id":"","route":{"curr":"a"},"payload":1}"#).is_err());
         assert!(Envelope::parse(b"not json").is_err());
+    }
+
+    #[test]
+    fn legacy_routes_are_converted() {
+        let body = br#"{"id":"1","route":{"actors":["a","b","c"],"current":1},"payload":1}"#;
+        let env = Envelope::parse(body).unwrap();
+        assert_eq!(env.route.prev, vec!["a"]);
+        assert_eq!(env.route.curr, "b");
+        assert_eq!(env.route.next, vec!["c"]);
+        // Written back in the current shape only.
+        let back: Value = serde_json::from_slice(&env.to_bytes()).unwrap();
+        assert_eq!(
+            back["route"],
+            serde_json::json!({"prev": ["a"], "curr": "b", "next": ["c"]})
+        );
+        // `current` defaults to 0; `current == len` is an exhausted route.
+        let r: Route = serde_json::from_str(r#"{"actors":["a","b"]}"#).unwrap();
+        assert_eq!((r.curr.as_str(), r.next.len()), ("a", 1));
+        let r: Route = serde_json::from_str(r#"{"actors":["a","b"],"current":2}"#).unwrap();
+        assert_eq!((r.prev.len(), r.curr.as_str()), (2, ""));
+    }
+
+    #[test]
+    fn a_bad_legacy_route_is_a_parse_error_that_says_why() {
+        for bad in [
+            r#"{"actors":["a"],"current":5}"#,
+            r#"{"actors":["a"],"current":-1}"#,
+            r#"{"actors":["a"],"current":"x"}"#,
+        ] {
+            let body = format!(r#"{{"id":"1","route":{bad},"payload":1}}"#);
+            let err = Envelope::parse(body.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains("legacy route.current"), "{err}");
+        }
+        let body = br#"{"id":"1","route":{"actors":"a"},"payload":1}"#;
+        assert!(Envelope::parse(body).is_err());
     }
 
     #[test]

@@ -110,3 +110,10 @@ async fn sump_log_lines_carry_the_original_and_the_new_id() {
         scenarios::sump_log_lines_carry_both_ids(B).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_route_envelopes_are_converted_and_finish() {
+    if servers_available(B) {
+        scenarios::legacy_routes_finish_the_pipeline(B).await;
+    }
+}

@@ -40,8 +40,8 @@ use lapin::{
 };
 use tokio::sync::{Mutex, Notify, mpsc};
 
-use crate::naming::queue_name;
 use crate::{Delivery, DeliveryHandle, QueueAdmin, QueueDepth, Transport, TransportError};
+use asya_contract::QueueNaming;
 
 /// How long an idle delay queue outlives the TTL of its last message.
 const DELAY_QUEUE_GRACE: Duration = Duration::from_secs(15 * 60);
@@ -59,6 +59,8 @@ pub struct RabbitMqConfig {
     pub exchange: String,
     /// Namespace part of queue names (`asya-<namespace>-<actor>`).
     pub namespace: String,
+    /// How actor names map to queue names (the platform's `queue.naming`).
+    pub naming: QueueNaming,
     /// Unacked deliveries the broker may hand to this consumer (= concurrency).
     pub prefetch: u16,
     /// Name shown in the broker's connection list.
@@ -72,6 +74,7 @@ impl RabbitMqConfig {
             url: url.into(),
             exchange: "asya".into(),
             namespace: namespace.into(),
+            naming: QueueNaming::Namespaced,
             prefetch: 1,
             connection_name: "asya".into(),
         }
@@ -144,7 +147,7 @@ impl RabbitMq {
     /// with backoff until [`Transport::close`].
     pub async fn consume(cfg: RabbitMqConfig, actor: &str) -> Result<Self, TransportError> {
         let mut this = Self::connect(cfg).await?;
-        let queue = queue_name(&this.cfg.namespace, actor);
+        let queue = this.queue_of(actor);
         // Buffer one delivery per slot: the broker's prefetch already bounds
         // how many can be outstanding.
         let (tx, rx) = mpsc::channel(usize::from(this.cfg.prefetch.max(1)));
@@ -163,7 +166,7 @@ impl RabbitMq {
 
     /// The queue name of `actor` in this transport's namespace.
     pub fn queue_of(&self, actor: &str) -> String {
-        queue_name(&self.cfg.namespace, actor)
+        self.cfg.naming.queue(&self.cfg.namespace, actor)
     }
 
     async fn publisher(&self) -> Result<Arc<Publisher>, TransportError> {
@@ -411,6 +414,11 @@ impl Transport for RabbitMq {
 }
 
 impl QueueAdmin for RabbitMq {
+    async fn ensure_actor_queue(&self, namespace: &str, actor: &str) -> Result<(), TransportError> {
+        self.ensure_queue(&self.cfg.naming.queue(namespace, actor))
+            .await
+    }
+
     async fn ensure_queue(&self, queue: &str) -> Result<(), TransportError> {
         let ch = self.admin_channel().await?;
         declare_exchange(&ch, &self.cfg.exchange).await?;

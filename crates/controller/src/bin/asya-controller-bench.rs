@@ -81,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut queues = QueueDrivers::default();
     queues.insert(
         "rabbitmq",
-        Arc::new(LazyRabbitMq::new(rabbit)),
+        Arc::new(LazyRabbitMq::new(rabbit, Default::default())),
         DeletionPolicy::Delete,
     );
     let renderer = Arc::new(PlatformRenderer::new(Default::default())?);

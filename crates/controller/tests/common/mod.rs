@@ -126,7 +126,7 @@ pub fn rabbit_drivers(policy: DeletionPolicy) -> QueueDrivers {
     let mut q = QueueDrivers::default();
     q.insert(
         "rabbitmq",
-        Arc::new(LazyRabbitMq::new(rabbitmq_url())),
+        Arc::new(LazyRabbitMq::new(rabbitmq_url(), Default::default())),
         policy,
     );
     q

@@ -679,3 +679,36 @@ pub async fn sump_log_lines_carry_both_ids(broker: Broker) {
     assert!(line.contains("orig-7"), "{line}");
     assert!(line.contains(&new_id), "{line}");
 }
+
+/// Envelopes still in flight from upstream carry the legacy route `{actors, current}`: they
+/// are converted on arrival and finish the pipeline, including one caught mid-route.
+pub async fn legacy_routes_finish_the_pipeline(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor("a", "asya_test_handlers.step_a", &[]).await;
+    mesh.actor("b", "asya_test_handlers.step_b", &[]).await;
+    mesh.actor("c", "asya_test_handlers.step_c", &[]).await;
+    mesh.end_actor("x-sink").await;
+    let legacy = |id: &str, current: u64| {
+        serde_json::to_vec(&json!({
+            "id": id,
+            "route": {"actors": ["a", "b", "c"], "current": current},
+            "payload": {"n": 0, "trail": []},
+        }))
+        .unwrap()
+    };
+    mesh.publish("a", &legacy("legacy-start", 0)).await;
+    mesh.publish("b", &legacy("legacy-mid", 1)).await;
+    let stored = mesh.wait_stored("succeeded", 2, LONG).await;
+    assert_eq!(stored.len(), 2);
+    for env in stored {
+        let trail = if env["id"] == "legacy-start" {
+            json!(["a", "b", "c"])
+        } else {
+            json!(["b", "c"])
+        };
+        assert_eq!(env["payload"]["trail"], trail, "{env}");
+        assert_eq!(env["route"]["prev"], json!(["a", "b", "c"]), "{env}");
+        assert!(env["route"].get("actors").is_none(), "{env}");
+        assert_eq!(status(&env, "phase"), "succeeded");
+    }
+}

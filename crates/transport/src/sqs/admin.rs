@@ -118,7 +118,7 @@ impl SqsAdmin {
         namespace: &str,
         actor: &str,
     ) -> Result<String, TransportError> {
-        let name = crate::naming::queue_name(namespace, actor);
+        let name = self.config.naming.queue(namespace, actor);
         let dlq_arn = self.ensure_dlq(namespace).await?;
         let redrive = serde_json::json!({
             "deadLetterTargetArn": dlq_arn,

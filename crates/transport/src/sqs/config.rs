@@ -1,5 +1,6 @@
 //! SQS settings, from the contract's `ASYA_*` variables or set directly.
 
+use asya_contract::QueueNaming;
 use asya_contract::env as names;
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ pub struct SqsConfig {
     /// Longest delay of one hop. Longer delays are chained through the queue
     /// (see [`super::delay`]). SQS's 900 s; tests lower it.
     pub max_hop_delay: Duration,
+    /// How actor names map to queue names (`ASYA_QUEUE_NAMING`).
+    pub naming: QueueNaming,
 }
 
 impl SqsConfig {
@@ -44,6 +47,7 @@ impl SqsConfig {
             visibility_timeout: Duration::from_secs(30),
             batch_size: 1,
             max_hop_delay: SQS_MAX_DELAY,
+            naming: QueueNaming::Namespaced,
         }
     }
 
@@ -58,6 +62,11 @@ impl SqsConfig {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let region = var(names::AWS_REGION).unwrap_or_else(|| names::defaults::AWS_REGION.into());
         let mut config = Self::new(region, var(names::SQS_ENDPOINT));
+        if let Some(raw) = var(names::QUEUE_NAMING) {
+            config.naming = raw.trim().parse().map_err(|why| {
+                TransportError::Config(format!("{}={raw:?}: {why}", names::QUEUE_NAMING))
+            })?;
+        }
         if let Some(raw) = var(names::SQS_WAIT_TIME_SECONDS) {
             let secs: u64 = raw.trim().parse().map_err(|_| {
                 TransportError::Config(format!(

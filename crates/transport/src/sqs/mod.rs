@@ -36,7 +36,7 @@ use tokio::task::AbortHandle;
 pub use admin::{SqsAdmin, split_queue_name};
 pub use config::{SQS_MAX_BATCH, SQS_MAX_DELAY, SqsConfig, parse_duration};
 
-use crate::{Delivery, DeliveryHandle, Transport, TransportError, naming};
+use crate::{Delivery, DeliveryHandle, Transport, TransportError};
 use config::ceil_secs;
 use delay::{Arrival, DUE_AT_ATTRIBUTE, Hop};
 
@@ -133,7 +133,7 @@ impl SqsTransport {
         actor: &str,
     ) -> Result<Self, TransportError> {
         config.validate()?;
-        let queue = naming::queue_name(namespace, actor);
+        let queue = config.naming.queue(namespace, actor);
         let queue_url = match client.get_queue_url().queue_name(&queue).send().await {
             Ok(out) => out.queue_url.ok_or_else(|| {
                 TransportError::Connection(format!("SQS returned no URL for queue {queue}"))
@@ -185,7 +185,7 @@ impl SqsTransport {
         if let Some(url) = self.urls.read().ok().and_then(|m| m.get(actor).cloned()) {
             return Ok(url);
         }
-        let queue = naming::queue_name(&self.namespace, actor);
+        let queue = self.config.naming.queue(&self.namespace, actor);
         let url = match self.client.get_queue_url().queue_name(&queue).send().await {
             Ok(out) => out.queue_url.ok_or_else(|| TransportError::Publish {
                 queue: queue.clone(),
@@ -440,7 +440,7 @@ impl Transport for SqsTransport {
         body: Bytes,
         delay: Duration,
     ) -> Result<(), TransportError> {
-        let queue = naming::queue_name(&self.namespace, actor);
+        let queue = self.config.naming.queue(&self.namespace, actor);
         let text = std::str::from_utf8(&body).map_err(|_| TransportError::Publish {
             queue: queue.clone(),
             reason: "SQS message bodies must be UTF-8 text".into(),
