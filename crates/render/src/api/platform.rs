@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use asya_contract::QueueNaming;
 use serde::{Deserialize, Serialize};
 
 use super::spec::FreeForm;
@@ -215,7 +216,11 @@ pub struct TransportSettings {
     pub password_secret_ref: Option<SecretKeyRef>,
     /// Direct exchange every actor queue is bound to (default `asya`).
     pub exchange: Option<String>,
-    /// Secret (in the actor namespace) holding the management API URL KEDA polls.
+    /// How KEDA reads the queue depth: `http` (management API; counts ready + unacked
+    /// messages) or `amqp` (counts ready messages only).
+    pub keda_protocol: KedaRabbitMqProtocol,
+    /// Secret (in the actor namespace) holding the URL KEDA connects to; the key defaults
+    /// by protocol (see [`KedaRabbitMqProtocol::default_host_key`]).
     pub keda_secret_ref: Option<KedaHostSecret>,
     /// messaging-topology-operator: the RabbitmqCluster the Queue objects refer to.
     pub cluster_name: Option<String>,
@@ -242,18 +247,51 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
+/// The protocol of KEDA's RabbitMQ scaler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KedaRabbitMqProtocol {
+    /// The management API (`http://user:pass@host:15672/vhost`): ready + unacked messages,
+    /// so replicas busy with long handlers are not scaled away.
+    #[default]
+    Http,
+    /// AMQP (`amqp://user:pass@host:5672/vhost`), as upstream Asya: ready messages only.
+    Amqp,
+}
+
+impl KedaRabbitMqProtocol {
+    /// `http` or `amqp`, as KEDA's trigger metadata spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KedaRabbitMqProtocol::Http => "http",
+            KedaRabbitMqProtocol::Amqp => "amqp",
+        }
+    }
+
+    /// The Secret key read when `kedaSecretRef.hostKey` is not set. The two protocols read
+    /// different keys, so an AMQP URL (upstream's `host`) is never sent to the management
+    /// API or the other way round.
+    pub fn default_host_key(self) -> &'static str {
+        match self {
+            KedaRabbitMqProtocol::Http => "managementUrl",
+            KedaRabbitMqProtocol::Amqp => "host",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct KedaHostSecret {
     pub name: String,
-    pub host_key: String,
+    /// Unset: the protocol's key ([`KedaRabbitMqProtocol::default_host_key`]).
+    pub host_key: Option<String>,
 }
 
 impl Default for KedaHostSecret {
     fn default() -> Self {
         KedaHostSecret {
             name: "rabbitmq-keda-secret".into(),
-            host_key: "host".into(),
+            host_key: None,
         }
     }
 }
@@ -336,6 +374,11 @@ pub enum DeletionPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct QueuePlatform {
+    /// `namespaced` (`asya-<namespace>-<actor>`, the default) or `legacy` (`asya-<actor>`,
+    /// upstream's names, for a migrating cluster; actor names must then be unique across
+    /// namespaces on one broker).
+    #[serde(with = "queue_naming")]
+    pub naming: QueueNaming,
     pub provisioner: Provisioner,
     /// What happens to the queue when the actor is deleted.
     pub deletion_policy: DeletionPolicy,
@@ -348,6 +391,7 @@ pub struct QueuePlatform {
 impl Default for QueuePlatform {
     fn default() -> Self {
         QueuePlatform {
+            naming: QueueNaming::Namespaced,
             provisioner: Provisioner::Controller,
             deletion_policy: DeletionPolicy::Delete,
             provider_config: "default".into(),
@@ -407,4 +451,19 @@ pub struct S3Config {
     pub bucket: Option<String>,
     pub prefix: Option<String>,
     pub endpoint: Option<String>,
+}
+
+/// `queue.naming` through the contract's own [`QueueNaming`] (one enum, one spelling).
+mod queue_naming {
+    use asya_contract::QueueNaming;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(n: &QueueNaming, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(n.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<QueueNaming, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::labels::{actor_labels, applyset_id};
 use super::output::Stamp;
-use super::queue::{queue_context, queue_name};
+use super::queue::queue_context;
 use super::scaling::scaling_context;
 use super::serviceaccount::ServiceAccount;
 use super::transport::{rabbitmq_context, sqs_context};
@@ -75,7 +75,7 @@ impl Context {
             cfg: &transport.config,
             kind: transport.kind(),
             namespace,
-            queue: queue_name(namespace, &actor),
+            queue: platform.queue.naming.queue(namespace, &actor),
             scaling_enabled: scaling.enabled.unwrap_or(true),
             scaling,
             concurrency: spec.concurrency.unwrap_or(1),

@@ -22,6 +22,7 @@ fn settings(inp: &Inputs<'_>) -> SidecarEnv {
         TransportKind::RabbitMq
     };
     let mut e = SidecarEnv::new(&inp.actor, inp.namespace, transport);
+    e.queue_naming = inp.platform.queue.naming;
     e.socket_dir = SOCKET_DIR.into();
     e.socket_name = SOCKET_NAME.into();
     e.concurrency = u16::try_from(inp.concurrency).unwrap_or(u16::MAX);

@@ -10,11 +10,13 @@ use crate::api::platform::KedaAuthMode;
 pub(super) fn rabbitmq_context(inp: &Inputs<'_>) -> Value {
     let cfg = inp.cfg;
     let keda_host = cfg.keda_secret_ref.clone().unwrap_or_default();
+    let protocol = cfg.keda_protocol;
     json!({
         "vhost": cfg.vhost,
         "cluster_name": cfg.cluster_name.clone().unwrap_or_else(|| "rabbitmq".into()),
+        "keda_protocol": protocol.as_str(),
         "keda_secret_name": keda_host.name,
-        "keda_host_key": keda_host.host_key,
+        "keda_host_key": keda_host.host_key.as_deref().unwrap_or(protocol.default_host_key()),
     })
 }
 

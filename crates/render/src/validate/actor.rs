@@ -8,7 +8,10 @@ use crate::api::spec::ActorSpec;
 
 pub(super) fn check_actor(spec: &ActorSpec, err: &mut dyn FnMut(&str, String)) {
     match spec.actor.as_deref() {
-        None => err("spec.actor", "expected the actor name (a DNS label)".into()),
+        None => err(
+            "spec.actor",
+            "is missing: expected the actor name (a DNS label, usually metadata.name)".into(),
+        ),
         Some(a) if !is_dns_label(a) => err(
             "spec.actor",
             format!(
@@ -18,16 +21,20 @@ pub(super) fn check_actor(spec: &ActorSpec, err: &mut dyn FnMut(&str, String)) {
         _ => {}
     }
     match spec.image.as_deref() {
-        None | Some("") => err(
+        None => err(
             "spec.image",
-            "expected the runtime image (non-empty)".into(),
+            "is missing: expected the runtime image".into(),
+        ),
+        Some("") => err(
+            "spec.image",
+            "expected the runtime image, got an empty string".into(),
         ),
         _ => {}
     }
     match spec.handler.as_deref() {
         None => err(
             "spec.handler",
-            "expected a handler: module.function or module.Class.method".into(),
+            "is missing: expected a handler, module.function or module.Class.method".into(),
         ),
         Some(h) if !is_handler(h) => err(
             "spec.handler",
