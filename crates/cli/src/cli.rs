@@ -47,6 +47,12 @@ pub enum Command {
         after_help = "Options in functionConfig.data: namespace, platform (YAML text).\nExample:\n  kubectl kustomize --enable-alpha-plugins --enable-exec .   # with an exec function config naming `asya krm`"
     )]
     Krm,
+    /// Rewrite upstream Asya actors (operator-era shape, Crossplane-era fields) into the flat
+    /// shape; report per file what changed and what needs a human.
+    #[command(
+        after_help = "Examples:\n  asya migrate -f golden/seed-002-complete-legacy/actor.yaml\n  asya migrate -f old-actors/ -o actors/"
+    )]
+    Migrate(crate::commands::migrate::MigrateArgs),
     /// Render N generated actors and report the time (see BENCHMARKS.md).
     #[command(hide = true)]
     Bench(BenchArgs),

@@ -18,6 +18,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Explain(a) => commands::explain::run(&a, out, err),
         Command::Crd(a) => commands::crd::run(&a, out, err),
         Command::Krm => commands::krm::run(out, err),
+        Command::Migrate(a) => commands::migrate::run(&a, out, err),
         Command::Completions(a) => commands::completions::run(&a, out, err),
         Command::Bench(a) => commands::bench::run(&a, out, err),
         #[cfg(feature = "controller")]

@@ -23,6 +23,7 @@ pub mod compositions;
 pub mod crd;
 pub mod error;
 pub mod merge;
+pub mod migrate;
 mod normalize;
 mod render;
 pub mod schema;

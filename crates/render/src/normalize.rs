@@ -392,7 +392,7 @@ fn unpack_template(
 }
 
 /// Fields of upstream's Crossplane-era AsyncActor and what replaced each.
-const REPLACED: &[(&str, &str)] = &[
+pub(crate) const REPLACED: &[(&str, &str)] = &[
     (
         "region",
         "moved to the platform's transports.sqs.config.region",

@@ -10,5 +10,6 @@ pub mod diff;
 pub mod explain;
 pub mod krm;
 pub mod manifests;
+pub mod migrate;
 pub mod render;
 pub mod validate;
