@@ -206,3 +206,40 @@ def test_upgrade_then_uninstall_cleanly(helm, kubectl, namespace):
         assert kubectl.get(*args) is None, f"left after uninstall: {args}"
     # CRDs stay (Helm never deletes crds/): deleting them would delete every actor
     assert kubectl.get("crd", "asyncactors.asya.sh") is not None
+
+
+def test_migration_settings_reach_the_platform_and_the_render(helm, kubectl, namespace, asya_bin, tmp_path):
+    """A migrating cluster's values (upstream's queue names, the AMQP KEDA secret) land in
+    the platform ConfigMap, and `asya render` with that platform names the queue and reads
+    the secret key as upstream did."""
+    import subprocess
+
+    helm.install("mig", CHART, {
+        "queue": {"naming": "legacy"},
+        "transports": {"rabbitmq": {"config": {"kedaProtocol": "amqp"}}},
+    })
+    platform = platform_of(kubectl, namespace, "mig")
+    assert platform["queue"]["naming"] == "legacy"
+    assert platform["transports"]["rabbitmq"]["config"]["kedaProtocol"] == "amqp"
+    (tmp_path / "platform.yaml").write_text(yaml.safe_dump(platform))
+    (tmp_path / "actor.yaml").write_text(
+        "apiVersion: asya.sh/v1alpha1\nkind: AsyncActor\nmetadata: {name: echo, namespace: ml}\n"
+        "spec: {actor: echo, image: python:3.12-slim, handler: echo.process}\n")
+    out = subprocess.run([asya_bin, "render", "-f", str(tmp_path / "actor.yaml"),
+                          "--platform", str(tmp_path / "platform.yaml"), "-o", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    objs = {o["kind"]: o for o in __import__("json").loads(out)["items"]}
+    trigger = objs["ScaledObject"]["spec"]["triggers"][0]["metadata"]
+    assert (trigger["queueName"], trigger["protocol"]) == ("asya-echo", "amqp")
+    assert objs["TriggerAuthentication"]["spec"]["secretTargetRef"][0]["key"] == "host"
+    sidecar = next(c for c in objs["Deployment"]["spec"]["template"]["spec"]["containers"]
+                   if c["name"] == "asya-sidecar")
+    assert {"name": "ASYA_QUEUE_NAMING", "value": "legacy"} in sidecar["env"]
+
+
+@pytest.mark.parametrize("bad", [{"queue": {"naming": "flat"}},
+                                 {"transports": {"rabbitmq": {"config": {"kedaProtocol": "https"}}}}])
+def test_migration_settings_reject_unknown_values(helm, namespace, bad):
+    with pytest.raises(Exception) as err:
+        helm.install("bad", CHART, bad)
+    assert "value must be one of" in str(err.value) or "enum" in str(err.value), str(err.value)
