@@ -1,12 +1,27 @@
 //! The envelope on the queue and its `status` block (upstream §5).
 //!
 //! Fields the sidecar does not interpret are kept verbatim (`extra`), so an
-//! envelope passes through this sidecar without losing data.
+//! envelope passes through this sidecar without losing data. The payload is
+//! never looked into: it stays the raw JSON text it arrived as ([`Payload`]),
+//! copied once on parse and written back as is, so its size and shape cost no
+//! tree of values per message.
 
+use std::fmt;
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+/// A payload as the raw JSON text it arrived in.
+pub type Payload = Box<RawValue>;
+
+/// `value` as a [`Payload`] (for payloads the sidecar builds itself).
+pub fn payload_of(value: &impl Serialize) -> Payload {
+    // Serialising a Value-like payload cannot fail; `null` is the harmless fallback.
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
 
 /// Header holding the RFC3339 time of the first attempt at the current actor.
 pub const FIRST_ATTEMPT_HEADER: &str = "x-asya-first-attempt";
@@ -88,19 +103,64 @@ impl Route {
 }
 
 /// One message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Envelope {
     pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
     pub route: Route,
-    #[serde(default)]
     pub headers: Map<String, Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<Map<String, Value>>,
-    pub payload: Value,
+    pub payload: Payload,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+// By hand rather than derived: `#[serde(flatten)]` buffers every field, which a raw payload
+// cannot go through, and costs a copy of the whole envelope.
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an envelope object {id, route, payload, ...}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let (mut id, mut parent_id, mut route, mut headers, mut status, mut payload) =
+            (None, None, None, None, None, None);
+        let mut extra = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "id" => id = Some(map.next_value::<String>()?),
+                "parent_id" => parent_id = map.next_value::<Option<String>>()?,
+                "route" => route = Some(map.next_value::<Route>()?),
+                "headers" => headers = map.next_value::<Option<Map<String, Value>>>()?,
+                "status" => status = map.next_value::<Option<Map<String, Value>>>()?,
+                "payload" => payload = Some(map.next_value::<Payload>()?),
+                _ => {
+                    extra.insert(key, map.next_value::<Value>()?);
+                }
+            }
+        }
+        Ok(Envelope {
+            id: id.ok_or_else(|| de::Error::missing_field("id"))?,
+            parent_id,
+            route: route.ok_or_else(|| de::Error::missing_field("route"))?,
+            headers: headers.unwrap_or_default(),
+            status,
+            payload: payload.ok_or_else(|| de::Error::missing_field("payload"))?,
+            extra,
+        })
+    }
 }
 
 /// Why a body is not an envelope.
@@ -121,8 +181,13 @@ impl Envelope {
 
     /// The JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serialising a Value-based struct cannot fail.
+        // Serialising maps of Values and raw JSON cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The payload, parsed (for the few paths that wrap it, such as failures).
+    pub fn payload_value(&self) -> Value {
+        serde_json::from_str(self.payload.get()).unwrap_or(Value::Null)
     }
 
     /// The status block, created when missing.
@@ -188,6 +253,20 @@ pub fn sidecar_error(kind: &str, message: impl Into<String>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_payload_passes_through_byte_for_byte() {
+        let body = br#"{"id":"1","route":{"prev":[],"curr":"a","next":[]},"payload":{"z": 1,  "a":[1.50, "\u00e9"]}}"#;
+        let env = Envelope::parse(body).unwrap();
+        assert_eq!(env.payload.get(), r#"{"z": 1,  "a":[1.50, "\u00e9"]}"#);
+        let back = String::from_utf8(env.to_bytes()).unwrap();
+        assert!(
+            back.contains(r#""payload":{"z": 1,  "a":[1.50, "\u00e9"]}"#),
+            "{back}"
+        );
+        // Key order of the known fields and the extras is kept too.
+        assert!(back.starts_with(r#"{"id":"1","route":"#), "{back}");
+    }
 
     #[test]
     fn unknown_fields_survive_a_round_trip() {

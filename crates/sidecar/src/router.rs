@@ -11,12 +11,13 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Config;
 use crate::envelope::{
-    Envelope, FIRST_ATTEMPT_HEADER, Route, now_rfc3339, parse_rfc3339, sidecar_error,
+    Envelope, FIRST_ATTEMPT_HEADER, Route, now_rfc3339, parse_rfc3339, payload_of, sidecar_error,
 };
 use crate::metrics::Metrics;
 use crate::resiliency::Decision;
-use crate::runtime_client::{InvokeOutcome, RuntimeClient, RuntimeConn, invoke_frame};
+use crate::runtime_client::{InvokeOutcome, OutFrame, RuntimeClient, RuntimeConn, invoke_frame};
 use crate::shutdown::Shutdown;
+use serde_json::value::RawValue;
 
 /// Attempts of one message against a runtime that keeps dying under it,
 /// before it is declared a runtime crash and sent to x-sump.
@@ -259,7 +260,7 @@ impl Router {
         env.stamp("processing", None, &self.cfg.actor.clone());
     }
 
-    fn route_frames(&self, env: Envelope, frames: Vec<Value>) -> Handled {
+    fn route_frames(&self, env: Envelope, frames: Vec<OutFrame>) -> Handled {
         if frames.is_empty() {
             let mut done = env;
             done.stamp("succeeded", Some("Completed"), &self.cfg.actor);
@@ -269,13 +270,15 @@ impl Router {
             };
         }
         let mut out = Vec::with_capacity(frames.len());
-        for (i, mut frame) in frames.into_iter().enumerate() {
+        for (i, frame) in frames.into_iter().enumerate() {
             // Fields are moved out of the frame: no per-message body copies.
-            let mut take = |key: &str| frame.as_object_mut().and_then(|f| f.remove(key));
-            let route_value = take("route");
-            let headers_value = take("headers");
-            let status_value = take("status");
-            let payload = take("payload").unwrap_or(Value::Null);
+            let OutFrame {
+                route: route_value,
+                headers: headers_value,
+                status: status_value,
+                payload,
+            } = frame;
+            let payload = payload.unwrap_or_else(|| RawValue::NULL.to_owned());
             let route: Route = match route_value.map(serde_json::from_value) {
                 Some(Ok(r)) => r,
                 _ => {
@@ -413,11 +416,16 @@ impl Router {
             self.metrics.failed("runtime_error");
         }
         env.stamp("failed", Some(reason), &self.cfg.actor);
-        let original = std::mem::take(&mut env.payload);
-        env.payload = json!({
-            "error": err_message(&err),
-            "details": err.clone(),
-            "original_payload": original,
+        #[derive(serde::Serialize)]
+        struct Failed<'a> {
+            error: String,
+            details: &'a Value,
+            original_payload: &'a RawValue,
+        }
+        env.payload = payload_of(&Failed {
+            error: err_message(&err),
+            details: &err,
+            original_payload: &env.payload,
         });
         env.set_error(err);
         Handled::Forward {
@@ -479,7 +487,7 @@ pub fn raw_sump_envelope(
         },
         headers: Map::new(),
         status: None,
-        payload: raw,
+        payload: payload_of(&raw),
         extra: Map::new(),
     };
     env.stamp("failed", Some(reason), actor);

@@ -8,11 +8,35 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
+use crate::envelope::Payload;
 use crate::error::SidecarError;
+
+/// One frame a handler produced: the parts of the next envelope. The payload stays the raw
+/// JSON the runtime wrote; route, headers and status are checked by the router.
+#[derive(Debug, Deserialize)]
+pub struct OutFrame {
+    pub route: Option<Value>,
+    pub headers: Option<Value>,
+    pub status: Option<Value>,
+    pub payload: Option<Payload>,
+}
+
+/// One response of the runtime (`docs/runtime-protocol.md`), typed in one pass.
+#[derive(Deserialize)]
+struct Response {
+    #[serde(rename = "type")]
+    kind: String,
+    frame: Option<OutFrame>,
+    error: Option<Value>,
+    origin: Option<String>,
+    payload: Option<Box<RawValue>>,
+}
 
 /// Where the runtime listens, and what this sidecar knows about it.
 #[derive(Debug, Clone)]
@@ -30,7 +54,7 @@ pub struct RuntimeClient {
 #[derive(Debug)]
 pub enum InvokeOutcome {
     /// The handler finished; these are its frames (possibly none).
-    Done(Vec<Value>),
+    Done(Vec<OutFrame>),
     /// The handler raised: `{type, mro, message, traceback}`.
     HandlerError(Value),
     /// The runtime refused the request (invalid envelope, protocol error).
@@ -220,8 +244,8 @@ impl RuntimeConn {
         let mut frames = Vec::new();
         let mut first = true;
         loop {
-            let mut msg = match self.read_frame().await {
-                Ok(Some(m)) => m,
+            let body = match self.read_body().await {
+                Ok(Some(b)) => b,
                 Ok(None) if first => {
                     return InvokeOutcome::Crashed(
                         "runtime closed the connection before answering".into(),
@@ -235,28 +259,31 @@ impl RuntimeConn {
                 Err(e) => return InvokeOutcome::Crashed(e),
             };
             first = false;
-            let kind = msg.get("type").and_then(Value::as_str).unwrap_or("");
-            match kind {
-                // Moved out of the response, not copied.
-                "frame" => match msg.as_object_mut().and_then(|m| m.remove("frame")) {
-                    Some(f) if f.is_object() => frames.push(f),
-                    _ => {
+            let msg: Response = match serde_json::from_slice(&body) {
+                Ok(m) => m,
+                Err(e) => {
+                    return InvokeOutcome::Crashed(format!(
+                        "runtime sent an invalid response: {e}"
+                    ));
+                }
+            };
+            match msg.kind.as_str() {
+                "frame" => match msg.frame {
+                    Some(f) => frames.push(f),
+                    None => {
                         return InvokeOutcome::Crashed(
                             "frame response without a frame object".into(),
                         );
                     }
                 },
                 "upstream" => {
-                    let payload = msg
-                        .get("payload")
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
+                    let payload = msg.payload.as_deref().map_or("", RawValue::get);
                     tracing::debug!(payload = %payload, "upstream progress");
                 }
                 "done" => return InvokeOutcome::Done(frames),
                 "error" => {
-                    let err = msg.get("error").cloned().unwrap_or(Value::Null);
-                    return match msg.get("origin").and_then(Value::as_str) {
+                    let err = msg.error.unwrap_or(Value::Null);
+                    return match msg.origin.as_deref() {
                         Some("handler") => InvokeOutcome::HandlerError(err),
                         _ => InvokeOutcome::RuntimeError(err),
                     };
@@ -289,8 +316,18 @@ impl RuntimeConn {
         self.stream.write_all(&buf).await
     }
 
-    /// Reads one frame; `Ok(None)` on a clean EOF before its first byte.
+    /// Reads one frame as JSON; `Ok(None)` on a clean EOF before its first byte.
     async fn read_frame(&mut self) -> Result<Option<Value>, String> {
+        match self.read_body().await? {
+            None => Ok(None),
+            Some(body) => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| format!("runtime sent a frame that is not JSON: {e}")),
+        }
+    }
+
+    /// Reads one frame's bytes; `Ok(None)` on a clean EOF before its first byte.
+    async fn read_body(&mut self) -> Result<Option<Vec<u8>>, String> {
         let mut header = [0u8; 4];
         let mut got = 0;
         while got < 4 {
@@ -319,9 +356,7 @@ impl RuntimeConn {
             .read_exact(&mut body)
             .await
             .map_err(|e| format!("reading a frame body from the runtime: {e}"))?;
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| format!("runtime sent a frame that is not JSON: {e}"))
+        Ok(Some(body))
     }
 }
 
