@@ -378,3 +378,80 @@ fn metrics_reference_lists_exactly_the_registered_metrics() {
         "docs/metrics.md names unregistered metrics {unknown:?}"
     );
 }
+
+#[test]
+fn status_guide_names_every_phase_and_reason_the_controller_sets() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/status.md")).expect("status.md");
+    let mut words = Vec::new();
+    for file in [
+        "crates/controller/src/failure.rs",
+        "crates/controller/src/status.rs",
+    ] {
+        let text = std::fs::read_to_string(repo_root().join(file)).expect("controller source");
+        // Phases, condition types and reasons are CamelCase string literals; tests excluded.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for lit in string_literals(code) {
+            let lit = lit.as_str();
+            let camel = lit.len() > 1
+                && lit.starts_with(|c: char| c.is_ascii_uppercase())
+                && lit.chars().all(|c| c.is_ascii_alphabetic());
+            if camel && !words.contains(&lit.to_string()) {
+                words.push(lit.to_string());
+            }
+        }
+    }
+    assert!(
+        words.len() >= 30,
+        "expected the phases and reasons, found {words:?}"
+    );
+    let missing: Vec<&String> = words
+        .iter()
+        .filter(|w| !doc.contains(&format!("`{w}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/status.md does not name {missing:?}"
+    );
+}
+
+/// The string literals of Rust source: escapes and the char literal `'"'` handled; enough
+/// for the controller's status code (no raw strings there).
+fn string_literals(code: &str) -> Vec<String> {
+    let b: Vec<char> = code.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            '\'' if b.get(i + 1) == Some(&'"') && b.get(i + 2) == Some(&'\'') => i += 3,
+            '\'' if b.get(i + 1) == Some(&'\\') && b.get(i + 2) == Some(&'"') => i += 4,
+            '/' if b.get(i + 1) == Some(&'/') => {
+                while i < b.len() && b[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '"' => {
+                let mut s = String::new();
+                i += 1;
+                while i < b.len() && b[i] != '"' {
+                    if b[i] == '\\' {
+                        i += 1;
+                    }
+                    if let Some(c) = b.get(i) {
+                        s.push(*c);
+                    }
+                    i += 1;
+                }
+                out.push(s);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+#[test]
+fn string_literals_skips_escapes_comments_and_char_quotes() {
+    let code = "let a = \"One\"; // \"Not\"\nlet q = '\"'; f(\"x \\\"y\\\" z\", \"Two\");";
+    assert_eq!(string_literals(code), ["One", "x \"y\" z", "Two"]);
+}

@@ -403,7 +403,7 @@ pub fn compare(
     }
     let mut causes: Vec<Cause> = causes.into_values().collect();
     // Widest impact first; the map already ordered ties by origin, path and values.
-    causes.sort_by(|a, b| b.actors.len().cmp(&a.actors.len()));
+    causes.sort_by_key(|c| std::cmp::Reverse(c.actors.len()));
     Report {
         version: 1,
         base: base_label.to_string(),

@@ -107,10 +107,11 @@ fn export(commit: &str, dir: &Path) -> Result<(), String> {
         };
         let mut parts = meta.split(' ');
         let (mode, kind, sha) = (parts.next(), parts.next(), parts.next());
-        if kind == Some("blob") && mode.is_some_and(|m| m.starts_with("100")) {
-            if let Some(sha) = sha {
-                files.push((sha.to_string(), path.to_string()));
-            }
+        if kind == Some("blob")
+            && mode.is_some_and(|m| m.starts_with("100"))
+            && let Some(sha) = sha
+        {
+            files.push((sha.to_string(), path.to_string()));
         }
     }
     let mut child = Command::new("git")
