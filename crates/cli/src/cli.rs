@@ -19,7 +19,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Subcommands. The controller crate adds `Controller` and `Diff` behind
+/// Subcommands. The controller crate adds `Controller`, and `Diff`'s cluster mode, behind
 /// `#[cfg(feature = "controller")]` (see `crates/cli/Cargo.toml`).
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -59,7 +59,6 @@ pub enum Command {
     )]
     Controller(crate::commands::controller::ControllerArgs),
     /// What a change would do: against a base revision (--base), or against the cluster.
-    #[cfg(feature = "controller")]
     #[command(
         after_help = "Exit status: 0 nothing changes, 1 something changes, 2 error.\nExamples:\n  asya diff --base main -f examples/ --flavors flavors/\n  asya diff --base main -f examples/ --flavors flavors/ -o json > impact.json\n  asya diff -f examples/echo.yaml --kubeconfig ~/.kube/config   # server-side dry run"
     )]

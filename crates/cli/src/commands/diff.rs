@@ -3,7 +3,8 @@
 //! - `--base DIR|GIT_REF`: renders the actors at the base revision and in the working tree,
 //!   offline, and reports per actor the objects and leaves that change, with the origin of
 //!   each changed spec leaf, grouped across actors (flavor impact, for pull requests).
-//! - without `--base`: server-side dry run of the render against the cluster.
+//! - without `--base`: server-side dry run of the render against the cluster (only in a
+//!   build with the `controller` feature, the default; the first mode needs no cluster code).
 
 mod compare;
 mod revision;
@@ -11,12 +12,8 @@ mod revision;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use asya_controller::metrics::Metrics;
-use asya_controller::render::RenderedActor;
-
 use crate::cli::InputArgs;
 use crate::commands::render::render_actors;
-use crate::inputs;
 use compare::ActorView;
 use revision::Revision;
 
@@ -140,8 +137,26 @@ fn run_base(
     i32::from(report.any_change())
 }
 
+#[cfg(not(feature = "controller"))]
+fn run_cluster(
+    _args: &DiffArgs,
+    _out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> i32 {
+    let _ = writeln!(
+        err,
+        "error: expected --base: this asya was built without the controller feature, so it cannot diff against a cluster"
+    );
+    2
+}
+
 /// Prints, per rendered object, what applying it would change.
+#[cfg(feature = "controller")]
 fn run_cluster(args: &DiffArgs, out: &mut dyn std::io::Write, err: &mut dyn std::io::Write) -> i32 {
+    use crate::inputs;
+    use asya_controller::metrics::Metrics;
+    use asya_controller::render::RenderedActor;
+
     let loaded = match inputs::load(&args.input) {
         Ok(i) => i,
         Err(d) => return inputs::report(&d, err).max(2),
