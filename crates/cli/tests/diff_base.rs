@@ -128,8 +128,21 @@ fn diff_base_git_ref_reports_flavor_impact_and_actor_changes_as_text() {
         out.contains("  ml/d added (actors/d.yaml)\n    + Deployment/d\n"),
         "{out}"
     );
-    // The temporary checkout of the base never shows.
+    // The temporary checkout of the base never shows, and is gone afterwards.
     assert!(!out.contains("asya-diff-base-"), "{out}");
+    let tmpdir = tempfile::tempdir().expect("TMPDIR");
+    let out = Command::new(env!("CARGO_BIN_EXE_asya"))
+        .args(["diff", "--base", "base"])
+        .args(ARGS)
+        .current_dir(&dir)
+        .env("TMPDIR", tmpdir.path())
+        .output()
+        .expect("asya binary");
+    assert_eq!(out.status.code(), Some(1));
+    let left: Vec<_> = std::fs::read_dir(tmpdir.path())
+        .expect("read TMPDIR")
+        .collect();
+    assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub struct Revision {
     /// Directory playing the role of the current directory for that revision.
     pub root: PathBuf,
     /// Kept alive until the comparison ends; removed on drop.
-    _tmp: Option<tempfile::TempDir>,
+    _tmp: Option<TempDir>,
 }
 
 impl Revision {
@@ -47,14 +47,12 @@ impl Revision {
             .map_err(|e| format!("--base {spec}: {e}"))?
             .trim()
             .to_string();
-        let tmp = tempfile::Builder::new()
-            .prefix("asya-diff-base-")
-            .tempdir()
+        let tmp = TempDir::new()
             .map_err(|e| format!("--base {spec}: expected a writable temporary directory: {e}"))?;
-        export(&commit, tmp.path()).map_err(|e| format!("--base {spec}: {e}"))?;
+        export(&commit, &tmp.0).map_err(|e| format!("--base {spec}: {e}"))?;
         Ok(Revision {
             label: spec.to_string(),
-            root: tmp.path().join(prefix),
+            root: tmp.0.join(prefix),
             _tmp: Some(tmp),
         })
     }
@@ -76,6 +74,33 @@ impl Revision {
         }
         let root = format!("{}/", self.root.display().to_string().trim_end_matches('/'));
         text.replace(&root, "")
+    }
+}
+
+/// A directory under the system's temporary directory, removed with everything in it on
+/// drop. (Not the `tempfile` crate: the render-only build stays without it.)
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<TempDir> {
+        let base = std::env::temp_dir();
+        let mut attempt = 0u32;
+        loop {
+            let path = base.join(format!("asya-diff-base-{}-{attempt}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(TempDir(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 1000 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
