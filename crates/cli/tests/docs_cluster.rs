@@ -146,6 +146,31 @@ impl Walk {
     }
 }
 
+/// Deletes the walk's actors while the controller still runs (it removes their queues and
+/// finalizers), then the namespace; on a failed test too. Declared after the controller so
+/// that it drops first.
+struct Cleanup<'a>(&'a Walk);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let (k, ns) = (&self.0.k, &self.0.ns);
+        let _ = kubectl(
+            k,
+            &["delete", "asyncactors", "--all", "-n", ns, "--wait=false"],
+            "",
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let (ok, names) = kubectl(k, &["get", "asyncactors", "-n", ns, "-o", "name"], "");
+            if ok && names.trim().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let _ = kubectl(k, &["delete", "namespace", ns, "--wait=false"], "");
+    }
+}
+
 #[test]
 fn the_status_walk_through_of_the_docs_is_what_the_controller_writes() {
     let (Some(k), Some(amqp)) = (env("ASYA_TEST_KUBECONFIG"), env("ASYA_TEST_RABBITMQ_URL")) else {
@@ -214,6 +239,7 @@ fn the_status_walk_through_of_the_docs_is_what_the_controller_writes() {
             .spawn()
             .expect("asya controller"),
     );
+    let _cleanup = Cleanup(&w);
     for f in [
         "docs/examples/sentiment.yaml",
         "docs/examples/errors/two-gpus.yaml",
@@ -330,6 +356,4 @@ fn the_status_walk_through_of_the_docs_is_what_the_controller_writes() {
         "ScaledToZero",
         &shown("Deployment sentiment is scaled to zero; KEDA starts pods when messages arrive"),
     );
-
-    let _ = kubectl(&k, &["delete", "namespace", &w.ns, "--wait=false"], "");
 }
