@@ -12,39 +12,41 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "Asya runs Python handlers as autoscaled async actors on Kubernetes.\n\
                   `asya render` turns AsyncActor YAML (+ flavors + platform config) into the\n\
                   Kubernetes objects that run them, offline and deterministically.",
-    after_help = "Examples:\n  asya render -f examples/\n  asya render -f actor.yaml --flavors flavors/ --platform platform.yaml -o json\n  asya validate -f actors/\n  asya explain -f actor.yaml --flavors flavors/\n  asya crd | kubectl apply -f -\n  asya completions bash > /etc/bash_completion.d/asya"
+    after_help = "Examples (from the root of the asya repository):\n  asya render -f examples/\n  asya render -f examples/echo.yaml --platform charts/asya/files/platform.yaml -o json\n  asya validate -f examples/ --flavors flavors/\n  asya explain -f docs/examples/sentiment.yaml --flavors flavors/\n  asya diff --base main -f examples/ --flavors flavors/\n  asya crd | kubectl apply --server-side -f -\n  source <(asya completions bash)"
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Subcommands. The controller crate adds `Controller` and `Diff` behind
+/// Subcommands. The controller crate adds `Controller`, and `Diff`'s cluster mode, behind
 /// `#[cfg(feature = "controller")]` (see `crates/cli/Cargo.toml`).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render actors into Kubernetes manifests (YAML stream on stdout).
     #[command(
-        after_help = "Examples:\n  asya render -f examples/\n  asya render -f actor.yaml --flavors flavors/ -n prod\n  cat actor.yaml | asya render -f - -o json"
+        after_help = "Examples:\n  asya render -f examples/\n  asya render -f examples/echo.yaml --flavors flavors/ -n prod\n  cat examples/echo.yaml | asya render -f - -o json\n  asya render -f examples/ --flavors flavors/ --out-dir rendered/\n  asya render -f examples/ --flavors flavors/ --check rendered/"
     )]
     Render(RenderArgs),
     /// Check actors without printing manifests; exit status tells the verdict.
-    #[command(after_help = "Example:\n  asya validate -f actors/ --flavors flavors/")]
+    #[command(after_help = "Example:\n  asya validate -f examples/ --flavors flavors/")]
     Validate(InputArgs),
     /// Print the merged spec of each actor, with where every leaf came from.
     #[command(
-        after_help = "Example:\n  asya explain -f golden/two-flavors/actor.yaml --flavors flavors/"
+        after_help = "Example:\n  asya explain -f docs/examples/sentiment.yaml --flavors flavors/"
     )]
     Explain(ExplainArgs),
     /// Print the CustomResourceDefinitions (AsyncActor, Flavor).
     #[command(after_help = "Example:\n  asya crd | kubectl apply --server-side -f -")]
     Crd(CrdArgs),
     /// Print a shell completion script.
-    #[command(after_help = "Example:\n  asya completions zsh > ~/.zfunc/_asya")]
+    #[command(
+        after_help = "Examples:\n  source <(asya completions bash)\n  asya completions zsh > _asya   # then move it into a directory on $fpath"
+    )]
     Completions(CompletionsArgs),
     /// Run as a KRM function (kustomize, kpt): ResourceList on stdin, ResourceList on stdout.
     #[command(
-        after_help = "Options in functionConfig.data: namespace, platform (YAML text).\nExample:\n  kubectl kustomize --enable-alpha-plugins --enable-exec .   # with an exec function config naming `asya krm`"
+        after_help = "Options in functionConfig.data: namespace, platform (YAML text).\nExample, with an exec function config that names `asya krm` (docs/render.md):\n  kubectl kustomize --enable-alpha-plugins --enable-exec ."
     )]
     Krm,
     /// Rewrite upstream Asya actors (operator-era shape, Crossplane-era fields) into the flat
@@ -59,13 +61,12 @@ pub enum Command {
     /// Run the controller: render, server-side apply and prune actors, manage queues, write status.
     #[cfg(feature = "controller")]
     #[command(
-        after_help = "Example:\n  asya controller --platform platform.yaml --kubeconfig ~/.kube/config"
+        after_help = "Example:\n  asya controller --platform charts/asya/files/platform.yaml --kubeconfig ~/.kube/config"
     )]
     Controller(crate::commands::controller::ControllerArgs),
-    /// Server-side dry-run of the render against the cluster: what applying would change.
-    #[cfg(feature = "controller")]
+    /// What a change would do: against a base revision (--base), or against the cluster.
     #[command(
-        after_help = "Example:\n  asya diff -f actor.yaml --flavors flavors/ --platform platform.yaml"
+        after_help = "Exit status: 0 nothing changes, 1 something changes, 2 error.\nExamples:\n  asya diff --base main -f examples/ --flavors flavors/\n  asya diff --base main -f examples/ --flavors flavors/ -o json > impact.json\n  asya diff -f examples/echo.yaml --kubeconfig ~/.kube/config   # server-side dry run"
     )]
     Diff(crate::commands::diff::DiffArgs),
 }

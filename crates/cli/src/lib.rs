@@ -1,5 +1,5 @@
-//! The `asya` command line: `render`, `validate`, `explain`, `crd`, `completions` (and, with
-//! the `controller` feature, `controller` and `diff`). File reading lives here; the pure
+//! The `asya` command line: `render`, `validate`, `explain`, `diff`, `crd`, `completions`
+//! (and, with the `controller` feature, `controller` and `diff` against a cluster). File reading lives here; the pure
 //! rendering lives in `asya-render`. Each subcommand is one file under `commands/`.
 
 pub mod cli;
@@ -23,7 +23,6 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Bench(a) => commands::bench::run(&a, out, err),
         #[cfg(feature = "controller")]
         Command::Controller(a) => commands::controller::run(&a, out, err),
-        #[cfg(feature = "controller")]
         Command::Diff(a) => commands::diff::run(&a, out, err),
     }
 }

@@ -5,7 +5,6 @@ pub mod completions;
 #[cfg(feature = "controller")]
 pub mod controller;
 pub mod crd;
-#[cfg(feature = "controller")]
 pub mod diff;
 pub mod explain;
 pub mod krm;
