@@ -52,7 +52,7 @@ pub enum Command {
     /// Rewrite upstream Asya actors (operator-era shape, Crossplane-era fields) into the flat
     /// shape; report per file what changed and what needs a human.
     #[command(
-        after_help = "Examples:\n  asya migrate -f golden/seed-002-complete-legacy/actor.yaml\n  asya migrate -f old-actors/ -o actors/"
+        after_help = "Examples:\n  asya migrate -f golden/seed-002-complete-legacy/actor.yaml\n  asya migrate -f golden/upstream-crossplane-fields-error/actor.yaml -o migrated/"
     )]
     Migrate(crate::commands::migrate::MigrateArgs),
     /// Render N generated actors and report the time (see BENCHMARKS.md).
