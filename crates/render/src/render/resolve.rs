@@ -75,7 +75,7 @@ pub(super) fn resolve(
         let Some(entry) = flavors.get(name) else {
             let known: Vec<&str> = flavors.names().collect();
             let known = if known.is_empty() {
-                "none loaded (use --flavors DIR)".to_string()
+                "none loaded (the asya CLI reads them with --flavors DIR; the controller from Flavor objects)".to_string()
             } else {
                 known.join(", ")
             };
