@@ -4,6 +4,12 @@ use std::io::Write;
 
 use clap::Parser;
 
+// Rendering builds and drops many small maps and strings; mimalloc spends less time on them
+// than glibc's malloc (BENCHMARKS.md, "Render"). Opt-in: see the feature in Cargo.toml.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = asya_cli::Cli::parse();
     // Unlocked handles: each write takes the lock briefly. Holding

@@ -4,8 +4,8 @@
 #
 #   bash crates/render/benches/kustomize.sh [N]        (N defaults to 1000)
 #
-# Uses target/release/asya (built with `cargo build --release -p asya-cli` if missing, or
-# $ASYA_BIN) and the `kubectl` on PATH (kustomize is built into kubectl >= 1.14).
+# Uses $ASYA_BIN, else target/release/asya (built render-only with mimalloc if missing: see
+# BENCHMARKS.md), and the `kubectl` on PATH (kustomize is built into kubectl >= 1.14).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 cd "$ROOT"
@@ -13,7 +13,7 @@ N=${1:-1000}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ASYA=${ASYA_BIN:-$TARGET/release/asya}
 if [ ! -x "$ASYA" ]; then
-  cargo build --release -p asya-cli >&2
+  cargo build --release -p asya-cli --no-default-features --features mimalloc >&2
 fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
