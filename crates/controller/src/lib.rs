@@ -21,6 +21,7 @@ pub mod reconcile;
 pub mod render;
 pub mod resources;
 pub mod run;
+pub mod secrets;
 pub mod server;
 pub mod status;
 

@@ -47,6 +47,8 @@ pub struct Context {
     /// Only ever a hint (a missing entry means "apply and prune"); an entry
     /// is removed when its actor is deleted.
     pub applied: Mutex<HashMap<String, AppliedFingerprint>>,
+    /// Recent reads of the Secrets KEDA's TriggerAuthentications name.
+    pub secrets: crate::secrets::SecretCache,
     /// The HPA API version the server answered with (`v2` or `v2beta2`), so
     /// later reads go straight to it instead of trying `v2` first.
     pub hpa_version: Mutex<Option<&'static str>>,
@@ -259,7 +261,15 @@ async fn steps(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
         }
     }
     let queue = ensure_queue(&rendered, ctx).await;
-    let observed = observe(&namespace, &rendered, &keys, live, queue, ctx).await?;
+    let mut observed = observe(&namespace, &rendered, &keys, live, queue, ctx).await?;
+    observed.missing_secrets = crate::secrets::check(
+        &ctx.client,
+        &ctx.secrets,
+        &namespace,
+        &crate::secrets::referenced(&rendered.objects),
+    )
+    .await;
+    let recheck_secrets = !observed.missing_secrets.is_empty();
     let summary = RenderSummary {
         transport: rendered.transport.clone(),
         queue_name: rendered.queue_name.clone(),
@@ -289,6 +299,8 @@ async fn steps(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
             transport: rendered.transport.clone(),
             message,
         }),
+        // No watch on Secrets: look again soon for the one the user is asked to create.
+        None if recheck_secrets => Ok(Action::requeue(crate::secrets::RECHECK.min(ctx.resync))),
         None => Ok(Action::requeue(ctx.resync)),
     }
 }
@@ -450,6 +462,7 @@ async fn observe(
         scaled_object,
         hpa,
         queue,
+        missing_secrets: Vec::new(),
     })
 }
 

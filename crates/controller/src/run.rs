@@ -102,6 +102,7 @@ pub async fn run(
         resync: opts.resync,
         failures: Default::default(),
         applied: Default::default(),
+        secrets: Default::default(),
         hpa_version: Default::default(),
     });
 

@@ -277,6 +277,7 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
         resync: Duration::from_secs(600),
         failures: Default::default(),
         applied: Default::default(),
+        secrets: Default::default(),
         hpa_version: Default::default(),
     });
     c.apply_actor(actor(&c.ns, "rs", json!({"scaling": {"enabled": true}})))
