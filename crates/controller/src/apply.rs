@@ -15,7 +15,7 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::resources;
+use crate::resources::{self, Kinds};
 
 /// The one field manager the controller applies with.
 pub const FIELD_MANAGER: &str = "asya-controller";
@@ -108,6 +108,7 @@ pub fn keda_scaled_workloads(objects: &[Value]) -> BTreeSet<String> {
 /// before the workload that uses it).
 pub async fn apply_all(
     client: &Client,
+    kinds: &Kinds,
     namespace: &str,
     objects: &[Value],
     owner: &OwnerReference,
@@ -120,7 +121,14 @@ pub async fn apply_all(
     for object in objects {
         let key = object_key(object)?;
         let body = apply_body(object, namespace, owner, &keda_scaled)?;
-        let api = dynamic_api(client, namespace, &key);
+        let ar = kinds
+            .resolve(client, &key.api_version, &key.kind)
+            .await
+            .map_err(|source| Error::Apply {
+                key: Box::new(key.clone()),
+                source,
+            })?;
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
         let object = api
             .patch(&key.name, &params, &Patch::Apply(&body))
             .await
@@ -133,15 +141,11 @@ pub async fn apply_all(
     Ok(applied)
 }
 
-fn dynamic_api(client: &Client, namespace: &str, key: &ObjectKey) -> Api<DynamicObject> {
-    let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
-    Api::namespaced_with(client.clone(), namespace, &ar)
-}
-
 /// Deletes the objects of ApplySet `applyset_id` in `namespace` that are owned
 /// by `owner_uid` and not in `keep`. Returns what was deleted.
 pub async fn prune(
     client: &Client,
+    kinds_of: &Kinds,
     namespace: &str,
     applyset_id: &str,
     owner_uid: &str,
@@ -149,7 +153,13 @@ pub async fn prune(
 ) -> Result<Vec<ObjectKey>> {
     let mut kinds: Vec<ApiResource> = resources::prunable();
     for key in keep {
-        let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
+        let ar = kinds_of
+            .resolve(client, &key.api_version, &key.kind)
+            .await
+            .map_err(|source| Error::Prune {
+                kind: key.kind.clone(),
+                source,
+            })?;
         if !kinds
             .iter()
             .any(|k| k.group == ar.group && k.kind == ar.kind)

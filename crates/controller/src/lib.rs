@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod crd;
 pub mod diff;
 pub mod error;
 pub mod failure;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use asya_render::api::status::AsyncActorStatus;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
@@ -12,21 +13,26 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::apply::{self, ObjectKey};
+use crate::crd::{AsyncActor, Flavor};
 use crate::error::{Error, Result};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::queue::{DeletionPolicy, QueueDrivers};
 use crate::render::{RenderedActor, Renderer};
-use crate::resources;
+use crate::resources::{self, Kinds};
 use crate::status::{self, Observed, Outcome, RenderSummary};
 
 /// Finalizer that guards queue deletion.
 pub const FINALIZER: &str = "asya.sh/queue";
 /// Annotation that hands applying to GitOps.
 pub const RENDERED_BY: &str = "asya.sh/rendered-by";
+/// The field manager of the status, apart from the one that applies children:
+/// its server-side apply owns exactly the status fields it last wrote, so a
+/// field the new status lacks is removed by the server.
+pub const STATUS_FIELD_MANAGER: &str = "asya-controller-status";
 
 /// Shared state of all reconciles.
 pub struct Context {
@@ -36,17 +42,19 @@ pub struct Context {
     pub metrics: Metrics,
     pub recorder: Recorder,
     /// All Flavors, kept current by a reflector.
-    pub flavors: Store<DynamicObject>,
+    pub flavors: Store<Flavor>,
     /// Periodic resync interval (safety net; events drive everything else).
     pub resync: Duration,
     /// Consecutive failures per actor, for exponential backoff.
-    pub failures: Mutex<HashMap<ObjectRef<DynamicObject>, u32>>,
+    pub failures: Mutex<HashMap<ObjectRef<AsyncActor>, u32>>,
     /// What was last applied per actor uid: a fingerprint of the apply bodies
     /// and the [`live_version`] of each child right after. When both still
     /// match, a pass reads instead of applying, so a resync writes nothing.
     /// Only ever a hint (a missing entry means "apply and prune"); an entry
     /// is removed when its actor is deleted.
     pub applied: Mutex<HashMap<String, AppliedFingerprint>>,
+    /// API resources of the kinds renders emit.
+    pub kinds: Kinds,
     /// Recent reads of the Secrets KEDA's TriggerAuthentications name.
     pub secrets: crate::secrets::SecretCache,
     /// The HPA API version the server answered with (`v2` or `v2beta2`), so
@@ -65,11 +73,10 @@ pub struct AppliedFingerprint {
 }
 
 /// Reconciles one actor (the entry point given to the kube-runtime Controller).
-pub async fn reconcile(actor: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+pub async fn reconcile(actor: Arc<AsyncActor>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
     let namespace = actor.namespace().unwrap_or_default();
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), &namespace, &resources::async_actor());
+    let api: Api<AsyncActor> = Api::namespaced(ctx.client.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, actor.clone(), |event| async {
         match event {
             finalizer::Event::Apply(a) => apply_actor(&a, &ctx).await,
@@ -87,7 +94,7 @@ pub async fn reconcile(actor: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<A
     log_outcome(&actor, elapsed, &result);
     // Success resets the backoff; a failure keeps its count for error_policy.
     if result.is_ok() {
-        let key = ObjectRef::from_obj_with(actor.as_ref(), resources::async_actor());
+        let key = ObjectRef::from_obj(actor.as_ref());
         if let Ok(mut failures) = ctx.failures.lock() {
             failures.remove(&key);
         }
@@ -97,7 +104,7 @@ pub async fn reconcile(actor: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<A
 
 /// One line per reconcile: actor, namespace, duration and result (with the
 /// failure's stable reason, so logs can be filtered like conditions).
-fn log_outcome(actor: &DynamicObject, elapsed: Duration, result: &Result<Action>) {
+fn log_outcome(actor: &AsyncActor, elapsed: Duration, result: &Result<Action>) {
     let name = actor.name_any();
     let namespace = actor.namespace().unwrap_or_default();
     let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
@@ -125,9 +132,9 @@ fn log_outcome(actor: &DynamicObject, elapsed: Duration, result: &Result<Action>
 }
 
 /// Per-actor exponential backoff: 1 s, 2 s, 4 s … capped at 5 minutes.
-pub fn error_policy(actor: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(actor: Arc<AsyncActor>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.observe_error(error.kind());
-    let key = ObjectRef::from_obj_with(actor.as_ref(), resources::async_actor());
+    let key = ObjectRef::from_obj(actor.as_ref());
     let n = match ctx.failures.lock() {
         Ok(mut failures) => {
             let n = failures.entry(key).or_insert(0);
@@ -143,44 +150,35 @@ pub fn error_policy(actor: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>)
 }
 
 /// The flavors the actor lists that exist, in its order.
-fn listed_flavors(actor: &Value, store: &Store<DynamicObject>) -> Vec<Value> {
-    let names = actor
-        .pointer("/spec/flavors")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    names
-        .iter()
-        .filter_map(Value::as_str)
-        .filter_map(|name| store.get(&ObjectRef::new_with(name, resources::flavor())))
+fn listed_flavors(actor: &AsyncActor, store: &Store<Flavor>) -> Vec<Value> {
+    crate::crd::listed_flavors(actor)
+        .into_iter()
+        .filter_map(|name| store.get(&ObjectRef::new(name)))
         .filter_map(|f| serde_json::to_value(f.as_ref()).ok())
         .collect()
 }
 
 /// Renders the actor as it is stored.
 pub fn render_actor(
-    actor: &DynamicObject,
+    actor: &AsyncActor,
     ctx: &Context,
 ) -> std::result::Result<RenderedActor, String> {
     let value = serde_json::to_value(actor).map_err(|e| e.to_string())?;
-    let flavors = listed_flavors(&value, &ctx.flavors);
+    let flavors = listed_flavors(actor, &ctx.flavors);
     ctx.renderer.render(&value, &flavors)
 }
 
-fn owner_reference(actor: &DynamicObject) -> OwnerReference {
-    OwnerReference {
-        api_version: format!("{}/{}", resources::GROUP, resources::VERSION),
-        kind: "AsyncActor".into(),
-        name: actor.name_any(),
-        uid: actor.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
+/// The controller owner reference of every child (kube's helper: group,
+/// version, kind, name, uid, controller and blockOwnerDeletion).
+fn owner_reference(actor: &AsyncActor) -> Result<OwnerReference> {
+    actor
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Finalizer(format!("actor {} has no uid", actor.name_any())))
 }
 
 /// Runs the steps; a failure of any of them is written to the actor's status
 /// and published as an Event before it is returned for backoff.
-async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
+async fn apply_actor(actor: &AsyncActor, ctx: &Context) -> Result<Action> {
     match steps(actor, ctx).await {
         Ok(action) => Ok(action),
         Err(error) => {
@@ -196,7 +194,7 @@ async fn apply_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
     }
 }
 
-async fn steps(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
+async fn steps(actor: &AsyncActor, ctx: &Context) -> Result<Action> {
     let namespace = actor.namespace().unwrap_or_default();
     let rendered = match render_actor(actor, ctx) {
         Ok(r) => r,
@@ -211,7 +209,7 @@ async fn steps(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
         .collect::<Result<_>>()?;
     let mut live: HashMap<String, Value> = HashMap::new();
     if !gitops {
-        let owner = owner_reference(actor);
+        let owner = owner_reference(actor)?;
         let uid = actor.uid().unwrap_or_default();
         let fingerprint = fingerprint(&rendered.objects, &owner);
         let remembered = ctx.applied.lock().ok().and_then(|m| m.get(&uid).cloned());
@@ -226,12 +224,25 @@ async fn steps(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
         match unchanged {
             Some(objects) => live = objects,
             None => {
-                let applied =
-                    apply::apply_all(&ctx.client, &namespace, &rendered.objects, &owner, false)
-                        .await?;
+                let applied = apply::apply_all(
+                    &ctx.client,
+                    &ctx.kinds,
+                    &namespace,
+                    &rendered.objects,
+                    &owner,
+                    false,
+                )
+                .await?;
                 let pruned = if prune_needed {
-                    apply::prune(&ctx.client, &namespace, &rendered.applyset_id, &uid, &keys)
-                        .await?
+                    apply::prune(
+                        &ctx.client,
+                        &ctx.kinds,
+                        &namespace,
+                        &rendered.applyset_id,
+                        &uid,
+                        &keys,
+                    )
+                    .await?
                 } else {
                     Vec::new()
                 };
@@ -350,7 +361,11 @@ async fn read_if_unchanged(
 ) -> Result<Option<HashMap<String, Value>>> {
     let mut live = HashMap::new();
     for (key, version) in &f.versions {
-        let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
+        let ar = ctx
+            .kinds
+            .resolve(&ctx.client, &key.api_version, &key.kind)
+            .await
+            .map_err(|e| read_error(key, e))?;
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &ar);
         let Some(obj) = api
             .get_opt(&key.name)
@@ -406,7 +421,11 @@ async fn observe(
         if let Some(v) = live.remove(&key.kind) {
             return Ok(Some(v));
         }
-        let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
+        let ar = ctx
+            .kinds
+            .resolve(&ctx.client, &key.api_version, &key.kind)
+            .await
+            .map_err(|e| read_error(key, e))?;
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &ar);
         Ok(api
             .get_opt(&key.name)
@@ -498,40 +517,36 @@ async fn read_hpa(namespace: &str, name: &str, ctx: &Context) -> Result<Option<V
     Ok(None)
 }
 
-/// Writes the status only when it differs from the stored one, as a merge
-/// patch that also removes keys the new status no longer has.
-async fn write_status(actor: &DynamicObject, outcome: &Outcome, ctx: &Context) -> Result<()> {
-    let previous = actor.data.get("status").filter(|s| s.is_object());
+/// Writes the status only when it differs from the stored one: a server-side
+/// apply of the typed status under [`STATUS_FIELD_MANAGER`], so the server
+/// drops what this manager wrote before and the new status lacks.
+async fn write_status(actor: &AsyncActor, outcome: &Outcome, ctx: &Context) -> Result<()> {
+    let previous = actor.status.as_ref();
+    let previous_json = previous.map(serde_json::to_value).transpose()?;
     let now = k8s_openapi::jiff::Timestamp::now()
         .round(k8s_openapi::jiff::Unit::Second)
         .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now());
-    let new = status::build(
+    let new = status::build_typed(
         outcome,
         actor.metadata.generation,
-        previous,
+        previous_json.as_ref(),
         &now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-    );
+    )?;
     if previous == Some(&new) {
         return Ok(());
     }
     publish_new_failures(actor, previous, &new, ctx).await;
-    let mut patch = new.clone();
-    if let (Some(Value::Object(old)), Value::Object(patch)) = (previous, &mut patch) {
-        for key in old.keys() {
-            if !patch.contains_key(key) {
-                patch.insert(key.clone(), Value::Null);
-            }
-        }
-    }
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        &actor.namespace().unwrap_or_default(),
-        &resources::async_actor(),
-    );
+    let api: Api<AsyncActor> =
+        Api::namespaced(ctx.client.clone(), &actor.namespace().unwrap_or_default());
+    let body = json!({
+        "apiVersion": AsyncActor::api_version(&()),
+        "kind": AsyncActor::kind(&()),
+        "status": new,
+    });
     api.patch_status(
         &actor.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": patch })),
+        &PatchParams::apply(STATUS_FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
     )
     .await?;
     ctx.metrics.status_writes.inc();
@@ -542,50 +557,43 @@ async fn write_status(actor: &DynamicObject, outcome: &Outcome, ctx: &Context) -
 /// a reason or message it did not have in `previous`, so a failure retried
 /// with backoff yields one Event, not one per retry.
 async fn publish_new_failures(
-    actor: &DynamicObject,
-    previous: Option<&Value>,
-    new: &Value,
+    actor: &AsyncActor,
+    previous: Option<&AsyncActorStatus>,
+    new: &AsyncActorStatus,
     ctx: &Context,
 ) {
-    let conditions = |s: Option<&Value>| -> Vec<Value> {
-        s.and_then(|s| s.get("conditions"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let before = conditions(previous);
-    for c in conditions(Some(new)) {
-        if c["status"] != "False" {
-            continue;
-        }
+    let before = previous
+        .map(|p| p.conditions.as_slice())
+        .unwrap_or_default();
+    for c in new.conditions.iter().filter(|c| c.status == "False") {
         let seen = before.iter().any(|b| {
-            b["type"] == c["type"]
-                && b["status"] == c["status"]
-                && b["reason"] == c["reason"]
-                && b["message"] == c["message"]
+            b.type_ == c.type_
+                && b.status == c.status
+                && b.reason == c.reason
+                && b.message == c.message
         });
         if seen {
             continue;
         }
         let event = Event {
             type_: EventType::Warning,
-            reason: c["reason"].as_str().unwrap_or("Failed").to_owned(),
-            note: c["message"].as_str().map(str::to_owned),
+            reason: if c.reason.is_empty() {
+                "Failed".to_owned()
+            } else {
+                c.reason.clone()
+            },
+            note: Some(c.message.clone()),
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(e) = ctx
-            .recorder
-            .publish(&event, &actor.object_ref(&resources::async_actor()))
-            .await
-        {
+        if let Err(e) = ctx.recorder.publish(&event, &actor.object_ref(&())).await {
             tracing::warn!(actor = %actor.name_any(), error = %e, "could not publish event");
         }
     }
 }
 
 /// On deletion: delete the queue when the transport's policy says Delete.
-async fn cleanup_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
+async fn cleanup_actor(actor: &AsyncActor, ctx: &Context) -> Result<Action> {
     // The write-avoidance memory of a deleted actor is never needed again.
     if let (Some(uid), Ok(mut applied)) = (actor.uid(), ctx.applied.lock()) {
         applied.remove(&uid);
@@ -594,15 +602,13 @@ async fn cleanup_actor(actor: &DynamicObject, ctx: &Context) -> Result<Action> {
         Ok(r) => (r.transport_name, r.queue_name),
         Err(_) => {
             // The spec no longer renders (e.g. its flavor is gone): fall back to what status recorded.
-            let status = actor
-                .data
-                .get("status")
-                .cloned()
-                .unwrap_or(Value::Object(Map::new()));
-            let field = |k: &str| status.get(k).and_then(Value::as_str).map(str::to_owned);
-            match (field("transport"), field("queueName")) {
-                (Some(t), Some(q)) => (t, q),
-                _ => {
+            let recorded = actor
+                .status
+                .as_ref()
+                .and_then(|s| Some((s.transport.clone()?, s.queue_name.clone()?)));
+            match recorded {
+                Some(tq) => tq,
+                None => {
                     tracing::warn!(actor = %actor.name_any(), "deleted actor never got a queue recorded; nothing to delete");
                     return Ok(Action::await_change());
                 }

@@ -16,6 +16,7 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 
 use crate::apply::APPLYSET_LABEL;
+use crate::crd::{AsyncActor, Flavor};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::queue::QueueDrivers;
@@ -72,18 +73,40 @@ pub async fn run(
         None => None,
     };
 
-    let actor_ar = resources::async_actor();
-    let flavor_ar = resources::flavor();
-    let flavor_api: Api<DynamicObject> = Api::all_with(client.clone(), &flavor_ar);
-    let writer = reflector::store::Writer::new(flavor_ar.clone());
-    let flavors = writer.as_reader();
-    let flavor_reflector = reflector::reflector(
-        writer,
-        watcher(flavor_api.clone(), watcher::Config::default()),
+    let actors_api: Api<AsyncActor> = match &opts.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let controller = Controller::new(actors_api, watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(opts.concurrency));
+    let actors = controller.store();
+
+    // Flavors are watched once: the watch fills the store render reads, and
+    // each Flavor it delivers re-reconciles the actors that list it.
+    let (flavors, flavor_writer) = reflector::store::<Flavor>();
+    let (flavor_changed, actors_to_rerender) = futures::channel::mpsc::unbounded();
+    let actors_for_flavors = actors.clone();
+    let flavor_watch = reflector::reflector(
+        flavor_writer,
+        watcher(
+            Api::<Flavor>::all(client.clone()),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
-    .for_each(|_| futures::future::ready(()));
-    tokio::spawn(flavor_reflector);
+    .applied_objects()
+    .for_each(move |flavor| {
+        if let Ok(flavor) = flavor {
+            let name = flavor.name_any();
+            for actor in actors_for_flavors.state() {
+                if crate::crd::listed_flavors(&actor).contains(&name.as_str()) {
+                    let _ = flavor_changed.unbounded_send(ObjectRef::from_obj(actor.as_ref()));
+                }
+            }
+        }
+        futures::future::ready(())
+    });
+    tokio::spawn(flavor_watch);
     flavors.wait_until_ready().await.ok();
 
     let ctx = Arc::new(Context {
@@ -102,6 +125,7 @@ pub async fn run(
         resync: opts.resync,
         failures: Default::default(),
         applied: Default::default(),
+        kinds: Default::default(),
         secrets: Default::default(),
         hpa_version: Default::default(),
     });
@@ -113,14 +137,6 @@ pub async fn run(
         }
     };
     let children = watcher::Config::default().labels(APPLYSET_LABEL);
-    let controller = Controller::new_with(
-        scoped(&actor_ar),
-        watcher::Config::default(),
-        actor_ar.clone(),
-    )
-    .with_config(ControllerConfig::default().concurrency(opts.concurrency));
-    let actors = controller.store();
-    let actors_for_flavors = actors.clone();
     let actors_for_pods = actors.clone();
     let pods_api: Api<Pod> = match &opts.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -131,21 +147,7 @@ pub async fn run(
         controller = controller.owns_with(scoped(&ar), ar, children.clone());
     }
     let controller = controller
-        .watches_with(
-            flavor_api,
-            flavor_ar,
-            watcher::Config::default(),
-            move |flavor: DynamicObject| {
-                let name = flavor.name_any();
-                let ar = resources::async_actor();
-                actors_for_flavors
-                    .state()
-                    .into_iter()
-                    .filter(|a| lists_flavor(&a.data, &name))
-                    .map(|a| ObjectRef::from_obj_with(a.as_ref(), ar.clone()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .reconcile_on(actors_to_rerender)
         .watches(
             pods_api,
             watcher::Config::default().labels("asya.sh/actor"),
@@ -156,17 +158,15 @@ pub async fn run(
                     .get("asya.sh/actor")
                     .cloned()
                     .unwrap_or_default();
-                let ar = resources::async_actor();
                 actors_for_pods
                     .state()
                     .into_iter()
                     .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
                     .filter(|a| {
                         a.name_any() == actor
-                            || a.data.pointer("/spec/actor").and_then(Value::as_str)
-                                == Some(actor.as_str())
+                            || a.spec.0.get("actor").and_then(Value::as_str) == Some(actor.as_str())
                     })
-                    .map(|a| ObjectRef::from_obj_with(a.as_ref(), ar.clone()))
+                    .map(|a| ObjectRef::from_obj(a.as_ref()))
                     .collect::<Vec<_>>()
             },
         )
@@ -193,11 +193,4 @@ pub async fn run(
             Ok(())
         }
     }
-}
-
-fn lists_flavor(actor: &Value, flavor: &str) -> bool {
-    actor
-        .pointer("/spec/flavors")
-        .and_then(Value::as_array)
-        .is_some_and(|fs| fs.iter().any(|f| f.as_str() == Some(flavor)))
 }

@@ -6,6 +6,7 @@
 //! over from the previous status unless the condition's status flips — so a
 //! periodic resync compares equal and writes nothing.
 
+use asya_render::api::status::AsyncActorStatus;
 use asya_transport::QueueDepth;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Map, Value, json};
@@ -55,6 +56,16 @@ pub enum Outcome {
     /// was applied before is still there.
     Failed(Failure),
     Reconciled(Box<RenderSummary>, Box<Observed>),
+}
+
+/// [`build`] as the typed status the CRD declares (what is written).
+pub fn build_typed(
+    outcome: &Outcome,
+    generation: Option<i64>,
+    previous: Option<&Value>,
+    now: &str,
+) -> Result<AsyncActorStatus, serde_json::Error> {
+    serde_json::from_value(build(outcome, generation, previous, now))
 }
 
 /// The three conditions, in the order status lists them.

@@ -50,6 +50,11 @@ async fn delete_flavor(c: &Cluster, name: &str) {
     let _ = api.delete(name, &Default::default()).await;
 }
 
+/// The stored actor as the controller's typed resource.
+fn typed(a: DynamicObject) -> asya_controller::crd::AsyncActor {
+    serde_json::from_value(serde_json::to_value(a).expect("actor JSON")).expect("typed actor")
+}
+
 fn runtime_env(d: &DynamicObject) -> String {
     serde_json::to_string(&d.data["spec"]["template"]["spec"]["containers"]).unwrap_or_default()
 }
@@ -273,10 +278,11 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
                 instance: None,
             },
         ),
-        flavors: Writer::<DynamicObject>::new(asya_controller::resources::flavor()).as_reader(),
+        flavors: Writer::<asya_controller::crd::Flavor>::default().as_reader(),
         resync: Duration::from_secs(600),
         failures: Default::default(),
         applied: Default::default(),
+        kinds: Default::default(),
         secrets: Default::default(),
         hpa_version: Default::default(),
     });
@@ -285,7 +291,7 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
     // First passes: finalizer, apply, status (each pass sees the object the previous one wrote).
     for _ in 0..3 {
         let a = c.get_actor("rs").await;
-        reconcile::reconcile(Arc::new(a), ctx.clone())
+        reconcile::reconcile(Arc::new(typed(a)), ctx.clone())
             .await
             .expect("reconcile");
     }
@@ -308,7 +314,7 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
         .writes_total
         .load(std::sync::atomic::Ordering::SeqCst);
     let _ = ar;
-    reconcile::reconcile(Arc::new(before.clone()), ctx.clone())
+    reconcile::reconcile(Arc::new(typed(before.clone())), ctx.clone())
         .await
         .expect("resync");
     assert_eq!(
@@ -364,7 +370,7 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
             .writes_total
             .load(std::sync::atomic::Ordering::SeqCst),
     );
-    reconcile::reconcile(Arc::new(c.get_actor("rs").await), ctx.clone())
+    reconcile::reconcile(Arc::new(typed(c.get_actor("rs").await)), ctx.clone())
         .await
         .expect("re-apply");
     let reads = (c
