@@ -14,6 +14,7 @@ use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
+use crate::cache::Caches;
 use crate::error::{Error, Result};
 use crate::resources::{self, Kinds};
 
@@ -146,6 +147,7 @@ pub async fn apply_all(
 pub async fn prune(
     client: &Client,
     kinds_of: &Kinds,
+    cached: Option<&Caches>,
     namespace: &str,
     applyset_id: &str,
     owner_uid: &str,
@@ -171,27 +173,51 @@ pub async fn prune(
     let mut deleted = Vec::new();
     for ar in kinds {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
-        let list = match api
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-        {
-            Ok(list) => list,
-            // A kind whose CRD is not installed (e.g. KEDA absent) has nothing to prune.
-            Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(source) => {
-                return Err(Error::Prune {
-                    kind: ar.kind.clone(),
-                    source,
-                });
-            }
+        // The watch cache when it has the kind (no LIST per pass), else a LIST.
+        let from_cache =
+            cached.and_then(|c| c.in_applyset(&ar.api_version, &ar.kind, namespace, applyset_id));
+        let items: Vec<(String, Vec<String>, bool)> = match from_cache {
+            Some(objects) => objects
+                .iter()
+                .map(|o| {
+                    (
+                        o.name_any(),
+                        o.owner_references().iter().map(|r| r.uid.clone()).collect(),
+                        o.metadata.deletion_timestamp.is_some(),
+                    )
+                })
+                .collect(),
+            None => match api
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+            {
+                Ok(list) => list
+                    .items
+                    .iter()
+                    .map(|o| {
+                        (
+                            o.name_any(),
+                            o.owner_references().iter().map(|r| r.uid.clone()).collect(),
+                            o.metadata.deletion_timestamp.is_some(),
+                        )
+                    })
+                    .collect(),
+                // A kind whose CRD is not installed (e.g. KEDA absent) has nothing to prune.
+                Err(kube::Error::Api(status)) if status.code == 404 => continue,
+                Err(source) => {
+                    return Err(Error::Prune {
+                        kind: ar.kind.clone(),
+                        source,
+                    });
+                }
+            },
         };
-        for item in list.items {
-            let name = item.name_any();
+        for (name, owner_uids, deleting) in items {
             let wanted = keep.iter().any(|k| {
                 k.kind == ar.kind && group_of(&k.api_version) == ar.group && k.name == name
             });
-            let ours = item.owner_references().iter().any(|o| o.uid == owner_uid);
-            if wanted || !ours || item.metadata.deletion_timestamp.is_some() {
+            let ours = owner_uids.iter().any(|uid| uid == owner_uid);
+            if wanted || !ours || deleting {
                 continue;
             }
             match api.delete(&name, &DeleteParams::background()).await {

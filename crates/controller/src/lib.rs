@@ -7,6 +7,7 @@
 //! actors that list them; deleted or edited children are put back.
 
 pub mod apply;
+pub mod cache;
 pub mod client;
 pub mod crd;
 pub mod diff;

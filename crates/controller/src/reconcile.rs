@@ -53,6 +53,8 @@ pub struct Context {
     /// Only ever a hint (a missing entry means "apply and prune"); an entry
     /// is removed when its actor is deleted.
     pub applied: Mutex<HashMap<String, AppliedFingerprint>>,
+    /// Watch-backed stores of children and pods; `None` reads from the API.
+    pub caches: Option<crate::cache::Caches>,
     /// API resources of the kinds renders emit.
     pub kinds: Kinds,
     /// Recent reads of the Secrets KEDA's TriggerAuthentications name.
@@ -237,6 +239,7 @@ async fn steps(actor: &AsyncActor, ctx: &Context) -> Result<Action> {
                     apply::prune(
                         &ctx.client,
                         &ctx.kinds,
+                        ctx.caches.as_ref(),
                         &namespace,
                         &rendered.applyset_id,
                         &uid,
@@ -361,6 +364,22 @@ async fn read_if_unchanged(
 ) -> Result<Option<HashMap<String, Value>>> {
     let mut live = HashMap::new();
     for (key, version) in &f.versions {
+        if let Some(cached) = ctx
+            .caches
+            .as_ref()
+            .and_then(|c| c.get(&key.api_version, &key.kind, namespace, &key.name))
+        {
+            let Some(obj) = cached else {
+                return Ok(None);
+            };
+            if live_version(&obj) != *version {
+                return Ok(None);
+            }
+            if let Ok(v) = serde_json::to_value(obj.as_ref()) {
+                live.insert(key.kind.clone(), v);
+            }
+            continue;
+        }
         let ar = ctx
             .kinds
             .resolve(&ctx.client, &key.api_version, &key.kind)
@@ -421,6 +440,13 @@ async fn observe(
         if let Some(v) = live.remove(&key.kind) {
             return Ok(Some(v));
         }
+        if let Some(cached) = ctx
+            .caches
+            .as_ref()
+            .and_then(|c| c.get(&key.api_version, &key.kind, namespace, &key.name))
+        {
+            return Ok(cached.and_then(|o| serde_json::to_value(o.as_ref()).ok()));
+        }
         let ar = ctx
             .kinds
             .resolve(&ctx.client, &key.api_version, &key.kind)
@@ -454,6 +480,16 @@ async fn observe(
         .and_then(|w| w.pointer("/spec/selector/matchLabels"))
         .and_then(Value::as_object)
     {
+        Some(labels) if !labels.is_empty() && has_pods && ctx.caches.is_some() => {
+            let selector = labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            ctx.caches
+                .as_ref()
+                .map(|c| c.pods(namespace, &selector))
+                .unwrap_or_default()
+        }
         Some(labels) if !labels.is_empty() && has_pods => {
             let mut selector: Vec<String> = labels
                 .iter()

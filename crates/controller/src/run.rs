@@ -6,16 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, ResourceExt};
-use serde_json::Value;
 
-use crate::apply::APPLYSET_LABEL;
 use crate::crd::{AsyncActor, Flavor};
 use crate::error::Result;
 use crate::metrics::Metrics;
@@ -77,14 +74,29 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let controller = Controller::new(actors_api, watcher::Config::default())
+    // Reconcile on what the user changed (spec: generation; labels,
+    // annotations, finalizers), not on the status this controller writes.
+    let (actors, actor_writer) = reflector::store::<AsyncActor>();
+    let actor_events = watcher(actors_api, watcher::Config::default())
+        .default_backoff()
+        .reflect(actor_writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::labels)
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers),
+            PredicateConfig::default(),
+        );
+    let controller = Controller::for_stream(actor_events, actors.clone())
         .with_config(ControllerConfig::default().concurrency(opts.concurrency));
-    let actors = controller.store();
 
     // Flavors are watched once: the watch fills the store render reads, and
     // each Flavor it delivers re-reconciles the actors that list it.
     let (flavors, flavor_writer) = reflector::store::<Flavor>();
+    // Flavors, children and pods all ask for reconciles through one channel.
     let (flavor_changed, actors_to_rerender) = futures::channel::mpsc::unbounded();
+    let flavor_changed_for_children = flavor_changed.clone();
     let actors_for_flavors = actors.clone();
     let flavor_watch = reflector::reflector(
         flavor_writer,
@@ -108,6 +120,14 @@ pub async fn run(
     });
     tokio::spawn(flavor_watch);
     flavors.wait_until_ready().await.ok();
+    let caches = crate::cache::Caches::start(
+        &client,
+        opts.namespace.as_deref(),
+        resources::prunable(),
+        actors.clone(),
+        flavor_changed_for_children,
+    )
+    .await;
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -125,51 +145,14 @@ pub async fn run(
         resync: opts.resync,
         failures: Default::default(),
         applied: Default::default(),
+        caches: Some(caches),
         kinds: Default::default(),
         secrets: Default::default(),
         hpa_version: Default::default(),
     });
 
-    let scoped = |ar: &kube::core::ApiResource| -> Api<DynamicObject> {
-        match &opts.namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
-            None => Api::all_with(client.clone(), ar),
-        }
-    };
-    let children = watcher::Config::default().labels(APPLYSET_LABEL);
-    let actors_for_pods = actors.clone();
-    let pods_api: Api<Pod> = match &opts.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let mut controller = controller;
-    for ar in resources::prunable() {
-        controller = controller.owns_with(scoped(&ar), ar, children.clone());
-    }
     let controller = controller
         .reconcile_on(actors_to_rerender)
-        .watches(
-            pods_api,
-            watcher::Config::default().labels("asya.sh/actor"),
-            move |pod: Pod| {
-                let ns = pod.namespace().unwrap_or_default();
-                let actor = pod
-                    .labels()
-                    .get("asya.sh/actor")
-                    .cloned()
-                    .unwrap_or_default();
-                actors_for_pods
-                    .state()
-                    .into_iter()
-                    .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
-                    .filter(|a| {
-                        a.name_any() == actor
-                            || a.spec.0.get("actor").and_then(Value::as_str) == Some(actor.as_str())
-                    })
-                    .map(|a| ObjectRef::from_obj(a.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
         .shutdown_on_signal();
 
     ready.store(true, Ordering::SeqCst);

@@ -282,6 +282,7 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
         resync: Duration::from_secs(600),
         failures: Default::default(),
         applied: Default::default(),
+        caches: None,
         kinds: Default::default(),
         secrets: Default::default(),
         hpa_version: Default::default(),
