@@ -59,7 +59,7 @@ impl Caches {
             let tx = trigger.clone();
             let watch = watcher(api, watcher::Config::default().labels(APPLYSET_LABEL))
                 .default_backoff()
-                .modify(|o: &mut DynamicObject| o.managed_fields_mut().clear())
+                .modify(trim_child)
                 .reflect(writer)
                 .touched_objects()
                 .for_each(move |o| {
@@ -81,7 +81,11 @@ impl Caches {
         let tx = trigger;
         let watch = watcher(pods_api, watcher::Config::default().labels(ACTOR_LABEL))
             .default_backoff()
-            .modify(|p: &mut Pod| p.managed_fields_mut().clear())
+            .modify(|p: &mut Pod| {
+                // Status counts read only the pod's status and metadata.
+                p.managed_fields_mut().clear();
+                p.spec = None;
+            })
             .reflect(pod_writer)
             .touched_objects()
             .for_each(move |p| {
@@ -162,6 +166,23 @@ impl Caches {
             })
             .map(|p| p.as_ref().clone())
             .collect()
+    }
+}
+
+/// Drops what no reconcile reads from a cached child, so 1,000 actors'
+/// children stay small in memory: managed fields, a workload's pod template
+/// (the controller wrote it; status reads replicas, selector and status) and
+/// a ConfigMap's data. The fingerprint check compares generation, labels,
+/// annotations and owner references, which stay.
+fn trim_child(o: &mut DynamicObject) {
+    o.managed_fields_mut().clear();
+    if let Some(spec) = o.data.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("template");
+        spec.remove("volumeClaimTemplates");
+    }
+    if let Some(data) = o.data.as_object_mut() {
+        data.remove("data");
+        data.remove("binaryData");
     }
 }
 
