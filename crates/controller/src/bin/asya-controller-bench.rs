@@ -180,17 +180,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Every actor's resync falls due within `secs` of its last pass; wait
         // that long again so all of them ran once more on an unchanged world.
         let reconciles = metrics.reconciles.get();
+        let status_writes = metrics.status_writes.get();
         let (requests, writes) = (
             metrics.requests_total.load(Ordering::SeqCst),
             metrics.writes_total.load(Ordering::SeqCst),
         );
         tokio::time::sleep(Duration::from_secs(secs * 2 + 5)).await;
         println!(
-            "no-op resync window ({}s): {} reconciles, {} API requests, {} writes",
+            "no-op resync window ({}s): {} reconciles, {} API requests, {} writes ({} status writes)",
             secs * 2 + 5,
             metrics.reconciles.get() - reconciles,
             metrics.requests_total.load(Ordering::SeqCst) - requests,
-            metrics.writes_total.load(Ordering::SeqCst) - writes
+            metrics.writes_total.load(Ordering::SeqCst) - writes,
+            metrics.status_writes.get() - status_writes
         );
     }
 
