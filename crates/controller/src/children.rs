@@ -11,7 +11,9 @@ use crate::crd::AsyncActor;
 use crate::error::Result;
 use crate::reconcile::{Context, owner_reference};
 use crate::render::RenderedActor;
-use crate::written::{AppliedFingerprint, fingerprint, live_version, read_if_unchanged};
+use crate::written::{
+    AppliedFingerprint, fingerprint, live_version, read_if_unchanged, rendered_object,
+};
 
 /// Applies the render (and prunes what it dropped) unless the children are
 /// as the last apply left them; returns the live children by kind (the
@@ -33,7 +35,9 @@ pub async fn apply_unless_unchanged(
     let kept = (rendered.applyset_id.clone(), kept);
     let prune_needed = remembered.as_ref().is_none_or(|f| f.pruned != kept);
     let unchanged = match remembered {
-        Some(f) if f.bodies == fingerprint => read_if_unchanged(namespace, &f, ctx).await?,
+        Some(f) if f.bodies == fingerprint => {
+            read_if_unchanged(namespace, &f, &rendered.objects, ctx).await?
+        }
         _ => None,
     };
     match unchanged {
@@ -67,7 +71,10 @@ pub async fn apply_unless_unchanged(
             }
             let versions = applied
                 .iter()
-                .map(|a| (a.key.clone(), live_version(&a.object)))
+                .map(|a| {
+                    let body = rendered_object(&rendered.objects, &a.key);
+                    (a.key.clone(), live_version(&a.object, body))
+                })
                 .collect();
             ctx.applied.remember(
                 uid,

@@ -77,14 +77,27 @@ pub fn fingerprint(objects: &[Value], owner: &OwnerReference) -> u64 {
 
 /// What must stay the same for a child to count as untouched since our apply:
 /// `metadata.generation` (bumped by spec edits, not by status updates such as
-/// the Deployment controller's), labels, annotations and owner references.
-/// Kinds without a generation fall back to the resourceVersion.
-pub fn live_version(obj: &DynamicObject) -> String {
+/// the Deployment controller's), the values of the labels and annotations the
+/// render sets (`rendered`; others' keys, such as the Deployment controller's
+/// `deployment.kubernetes.io/revision`, are not ours and not drift) and the
+/// owner references. Kinds without a generation fall back to the resourceVersion.
+pub fn live_version(obj: &DynamicObject, rendered: Option<&Value>) -> String {
+    let ours = |field: &str, live: &std::collections::BTreeMap<String, String>| {
+        rendered
+            .and_then(|r| r.pointer(&format!("/metadata/{field}")))
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.keys()
+                    .map(|k| (k.clone(), live.get(k).cloned()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
     match obj.metadata.generation {
         Some(g) => format!(
             "g{g}|{:?}|{:?}|{:?}",
-            obj.metadata.labels,
-            obj.metadata.annotations,
+            ours("labels", obj.labels()),
+            ours("annotations", obj.annotations()),
             obj.metadata
                 .owner_references
                 .as_ref()
@@ -99,10 +112,12 @@ pub fn live_version(obj: &DynamicObject) -> String {
 pub async fn read_if_unchanged(
     namespace: &str,
     f: &AppliedFingerprint,
+    rendered: &[Value],
     ctx: &Context,
 ) -> Result<Option<HashMap<String, Value>>> {
     let mut live = HashMap::new();
     for (key, version) in &f.versions {
+        let body = rendered_object(rendered, key);
         if let Some(cached) = ctx
             .caches
             .as_ref()
@@ -111,7 +126,7 @@ pub async fn read_if_unchanged(
             let Some(obj) = cached else {
                 return Ok(None);
             };
-            if live_version(&obj) != *version {
+            if live_version(&obj, body) != *version {
                 return Ok(None);
             }
             if let Ok(v) = serde_json::to_value(obj.as_ref()) {
@@ -132,7 +147,7 @@ pub async fn read_if_unchanged(
         else {
             return Ok(None);
         };
-        if live_version(&obj) != *version {
+        if live_version(&obj, body) != *version {
             return Ok(None);
         }
         if let Ok(v) = serde_json::to_value(&obj) {
@@ -140,4 +155,46 @@ pub async fn read_if_unchanged(
         }
     }
     Ok(Some(live))
+}
+
+/// The rendered object with `key` (the fingerprint matched, so it is the one applied).
+pub fn rendered_object<'a>(rendered: &'a [Value], key: &ObjectKey) -> Option<&'a Value> {
+    rendered
+        .iter()
+        .find(|o| crate::apply::object_key(o).is_ok_and(|k| k == *key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn live(annotations: Value, generation: i64) -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "a", "generation": generation, "labels": {"app": "a"},
+                         "annotations": annotations}}))
+        .expect("object")
+    }
+
+    #[test]
+    fn only_what_the_render_sets_counts_as_drift() {
+        let rendered = json!({"metadata": {"name": "a", "labels": {"app": "a"},
+                                           "annotations": {"asya.sh/x": "1"}}});
+        let applied = live_version(&live(json!({"asya.sh/x": "1"}), 1), Some(&rendered));
+        // The Deployment controller's annotation is not ours.
+        let revised = live(
+            json!({"asya.sh/x": "1", "deployment.kubernetes.io/revision": "1"}),
+            1,
+        );
+        assert_eq!(live_version(&revised, Some(&rendered)), applied);
+        // Our annotation edited, or the spec edited: drift.
+        assert_ne!(
+            live_version(&live(json!({"asya.sh/x": "2"}), 1), Some(&rendered)),
+            applied
+        );
+        assert_ne!(
+            live_version(&live(json!({"asya.sh/x": "1"}), 2), Some(&rendered)),
+            applied
+        );
+    }
 }

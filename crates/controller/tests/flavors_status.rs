@@ -348,14 +348,24 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
         ],
         children
     );
-    // An edited child is applied again, but the same set of objects needs no
-    // prune: the pass reads at most each child, the pods and the HPA once
-    // (a prune would add a LIST per prunable kind).
+    // A label another writer adds is not drift (it is not ours): no re-apply.
+    // A child whose own label someone edited is applied again, but the same set
+    // of objects needs no prune: the pass reads at most each child, the pods and
+    // the HPA once (a prune would add a LIST per prunable kind).
+    let d = c.deployments().get("rs").await.expect("deployment");
+    let ours = d
+        .labels()
+        .keys()
+        .find(|k| !k.starts_with("applyset.kubernetes.io/"))
+        .expect("a label the render sets")
+        .clone();
     c.deployments()
         .patch(
             "rs",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"edited-by": "someone"}}})),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {ours.as_str(): "edited", "edited-by": "someone"}}}),
+            ),
         )
         .await
         .expect("edit deployment");
@@ -374,6 +384,12 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
     reconcile::reconcile(Arc::new(typed(c.get_actor("rs").await)), ctx.clone())
         .await
         .expect("re-apply");
+    let restored = c.deployments().get("rs").await.expect("deployment");
+    assert_ne!(
+        restored.labels().get(&ours).map(String::as_str),
+        Some("edited"),
+        "our label is put back"
+    );
     let reads = (c
         .metrics
         .requests_total
