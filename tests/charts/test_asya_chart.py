@@ -64,7 +64,12 @@ def test_seed001_rabbitmq_values_configure_transport_password_and_rbac(helm, kub
     granted = rules_of(kubectl, "clusterrole", "asya-controller")
     assert not {g for g, _ in granted} & QUEUE_GROUPS
     assert ("asya.sh", "asyncactors/status") in granted and ("keda.sh", "scaledobjects") in granted
-    assert ("", "secrets") not in granted
+    # Secrets: only `get` of the one KEDA's TriggerAuthentication reads (the controller
+    # checks it exists with its key), never list or any other Secret
+    role = kubectl.get("clusterrole", "asya-controller")
+    secret_rules = [r for r in role["rules"] if "secrets" in r["resources"]]
+    assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"],
+                             "resourceNames": ["rabbitmq-keda-secret"], "verbs": ["get"]}]
     assert "rabbitmq-secret" in rel["info"]["notes"]
 
 

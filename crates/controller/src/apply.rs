@@ -14,8 +14,9 @@ use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
+use crate::cache::Caches;
 use crate::error::{Error, Result};
-use crate::resources;
+use crate::resources::{self, Kinds};
 
 /// The one field manager the controller applies with.
 pub const FIELD_MANAGER: &str = "asya-controller";
@@ -108,6 +109,7 @@ pub fn keda_scaled_workloads(objects: &[Value]) -> BTreeSet<String> {
 /// before the workload that uses it).
 pub async fn apply_all(
     client: &Client,
+    kinds: &Kinds,
     namespace: &str,
     objects: &[Value],
     owner: &OwnerReference,
@@ -120,7 +122,14 @@ pub async fn apply_all(
     for object in objects {
         let key = object_key(object)?;
         let body = apply_body(object, namespace, owner, &keda_scaled)?;
-        let api = dynamic_api(client, namespace, &key);
+        let ar = kinds
+            .resolve(client, &key.api_version, &key.kind)
+            .await
+            .map_err(|source| Error::Apply {
+                key: Box::new(key.clone()),
+                source,
+            })?;
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
         let object = api
             .patch(&key.name, &params, &Patch::Apply(&body))
             .await
@@ -133,15 +142,12 @@ pub async fn apply_all(
     Ok(applied)
 }
 
-fn dynamic_api(client: &Client, namespace: &str, key: &ObjectKey) -> Api<DynamicObject> {
-    let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
-    Api::namespaced_with(client.clone(), namespace, &ar)
-}
-
 /// Deletes the objects of ApplySet `applyset_id` in `namespace` that are owned
 /// by `owner_uid` and not in `keep`. Returns what was deleted.
 pub async fn prune(
     client: &Client,
+    kinds_of: &Kinds,
+    cached: Option<&Caches>,
     namespace: &str,
     applyset_id: &str,
     owner_uid: &str,
@@ -149,7 +155,13 @@ pub async fn prune(
 ) -> Result<Vec<ObjectKey>> {
     let mut kinds: Vec<ApiResource> = resources::prunable();
     for key in keep {
-        let ar = resources::for_api_version_kind(&key.api_version, &key.kind);
+        let ar = kinds_of
+            .resolve(client, &key.api_version, &key.kind)
+            .await
+            .map_err(|source| Error::Prune {
+                kind: key.kind.clone(),
+                source,
+            })?;
         if !kinds
             .iter()
             .any(|k| k.group == ar.group && k.kind == ar.kind)
@@ -161,27 +173,51 @@ pub async fn prune(
     let mut deleted = Vec::new();
     for ar in kinds {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
-        let list = match api
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-        {
-            Ok(list) => list,
-            // A kind whose CRD is not installed (e.g. KEDA absent) has nothing to prune.
-            Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(source) => {
-                return Err(Error::Prune {
-                    kind: ar.kind.clone(),
-                    source,
-                });
-            }
+        // The watch cache when it has the kind (no LIST per pass), else a LIST.
+        let from_cache =
+            cached.and_then(|c| c.in_applyset(&ar.api_version, &ar.kind, namespace, applyset_id));
+        let items: Vec<(String, Vec<String>, bool)> = match from_cache {
+            Some(objects) => objects
+                .iter()
+                .map(|o| {
+                    (
+                        o.name_any(),
+                        o.owner_references().iter().map(|r| r.uid.clone()).collect(),
+                        o.metadata.deletion_timestamp.is_some(),
+                    )
+                })
+                .collect(),
+            None => match api
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+            {
+                Ok(list) => list
+                    .items
+                    .iter()
+                    .map(|o| {
+                        (
+                            o.name_any(),
+                            o.owner_references().iter().map(|r| r.uid.clone()).collect(),
+                            o.metadata.deletion_timestamp.is_some(),
+                        )
+                    })
+                    .collect(),
+                // A kind whose CRD is not installed (e.g. KEDA absent) has nothing to prune.
+                Err(kube::Error::Api(status)) if status.code == 404 => continue,
+                Err(source) => {
+                    return Err(Error::Prune {
+                        kind: ar.kind.clone(),
+                        source,
+                    });
+                }
+            },
         };
-        for item in list.items {
-            let name = item.name_any();
+        for (name, owner_uids, deleting) in items {
             let wanted = keep.iter().any(|k| {
                 k.kind == ar.kind && group_of(&k.api_version) == ar.group && k.name == name
             });
-            let ours = item.owner_references().iter().any(|o| o.uid == owner_uid);
-            if wanted || !ours || item.metadata.deletion_timestamp.is_some() {
+            let ours = owner_uids.iter().any(|uid| uid == owner_uid);
+            if wanted || !ours || deleting {
                 continue;
             }
             match api.delete(&name, &DeleteParams::background()).await {

@@ -9,15 +9,15 @@
 
 use std::fmt::Write as _;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
 
 use crate::apply::{self, APPLYSET_LABEL, ObjectKey};
-use crate::error::Result;
+use crate::crd::{AsyncActor, AsyncActorSpec};
+use crate::error::{Error, Result};
 use crate::render::RenderedActor;
-use crate::resources;
+use crate::resources::{self, Kinds};
 
 /// What would happen to one object.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,25 +44,25 @@ pub async fn diff_actor(
     namespace: &str,
     rendered: &RenderedActor,
 ) -> Result<Vec<ObjectDiff>> {
-    let actors: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace, &resources::async_actor());
+    let actors: Api<AsyncActor> = Api::namespaced(client.clone(), namespace);
     let live_actor = actors.get_opt(&rendered.name).await?;
-    let owner = OwnerReference {
-        api_version: format!("{}/{}", resources::GROUP, resources::VERSION),
-        kind: "AsyncActor".into(),
-        name: rendered.name.clone(),
-        // A not-yet-created actor has no uid; the dry run only needs a syntactically valid one.
-        uid: live_actor
-            .as_ref()
-            .and_then(|a| a.uid())
-            .unwrap_or_else(|| "00000000-0000-0000-0000-000000000000".into()),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    };
-    let applied = apply::apply_all(client, namespace, &rendered.objects, &owner, true).await?;
+    // A not-yet-created actor has no uid; the dry run only needs a syntactically valid one.
+    let owner_of = live_actor.clone().unwrap_or_else(|| {
+        let mut a = AsyncActor::new(&rendered.name, AsyncActorSpec::default());
+        a.metadata.uid = Some("00000000-0000-0000-0000-000000000000".into());
+        a
+    });
+    let owner = owner_of
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Finalizer(format!("actor {} has no uid", rendered.name)))?;
+    let kinds = Kinds::default();
+    let applied =
+        apply::apply_all(client, &kinds, namespace, &rendered.objects, &owner, true).await?;
     let mut out = Vec::new();
     for a in &applied {
-        let ar = resources::for_api_version_kind(&a.key.api_version, &a.key.kind);
+        let ar = kinds
+            .resolve(client, &a.key.api_version, &a.key.kind)
+            .await?;
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
         let change = match api.get_opt(&a.key.name).await? {
             None => Change::Create,

@@ -56,6 +56,9 @@ pub enum Error {
     /// The platform configuration file could not be read or parsed.
     #[error("platform config {path}: {message}")]
     Platform { path: String, message: String },
+    /// The status built does not fit the typed status (a bug in status.rs).
+    #[error("status does not fit AsyncActorStatus: {0}")]
+    Status(#[from] serde_json::Error),
     /// Adding or removing the finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
@@ -79,6 +82,7 @@ impl Error {
             Error::NoQueueDriver(_) => "no_queue_driver",
             Error::Platform { .. } => "platform",
             Error::Finalizer(_) => "finalizer",
+            Error::Status(_) => "status",
             Error::Serve(_) => "serve",
         }
     }

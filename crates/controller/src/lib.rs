@@ -7,13 +7,19 @@
 //! actors that list them; deleted or edited children are put back.
 
 pub mod apply;
+pub mod cache;
+pub mod children;
+pub mod cleanup;
 pub mod client;
+pub mod crd;
 pub mod diff;
 pub mod error;
+pub mod events;
 pub mod failure;
 pub mod install;
 pub mod leader;
 pub mod metrics;
+pub mod observe;
 pub mod platform;
 pub mod pods;
 pub mod queue;
@@ -21,7 +27,10 @@ pub mod reconcile;
 pub mod render;
 pub mod resources;
 pub mod run;
+pub mod secrets;
 pub mod server;
 pub mod status;
+pub mod status_write;
+pub mod written;
 
 pub use error::{Error, Result};

@@ -167,3 +167,24 @@ pub fn sqs_driver(
         }
     }
 }
+
+/// The queue step: ensures the actor's queue and reads its depth; `None`
+/// when queues are provisioned by objects in the render.
+pub async fn ensure(
+    queues: &QueueDrivers,
+    r: &crate::render::RenderedActor,
+) -> Option<std::result::Result<asya_transport::QueueDepth, String>> {
+    if queues.external() {
+        return None;
+    }
+    let Some((driver, _)) = queues.get(&r.transport_name) else {
+        return Some(Err(format!(
+            "the controller has no queue driver for transport {:?}",
+            r.transport_name
+        )));
+    };
+    if let Err(e) = driver.ensure(&r.namespace, &r.actor).await {
+        return Some(Err(e.to_string()));
+    }
+    Some(driver.depth(&r.queue_name).await.map_err(|e| e.to_string()))
+}

@@ -6,16 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, ResourceExt};
-use serde_json::Value;
 
-use crate::apply::APPLYSET_LABEL;
+use crate::crd::{AsyncActor, Flavor};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::queue::QueueDrivers;
@@ -72,19 +70,64 @@ pub async fn run(
         None => None,
     };
 
-    let actor_ar = resources::async_actor();
-    let flavor_ar = resources::flavor();
-    let flavor_api: Api<DynamicObject> = Api::all_with(client.clone(), &flavor_ar);
-    let writer = reflector::store::Writer::new(flavor_ar.clone());
-    let flavors = writer.as_reader();
-    let flavor_reflector = reflector::reflector(
-        writer,
-        watcher(flavor_api.clone(), watcher::Config::default()),
+    let actors_api: Api<AsyncActor> = match &opts.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // Reconcile on what the user changed (spec: generation; labels,
+    // annotations, finalizers), not on the status this controller writes.
+    let (actors, actor_writer) = reflector::store::<AsyncActor>();
+    let actor_events = watcher(actors_api, watcher::Config::default())
+        .default_backoff()
+        .reflect(actor_writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::labels)
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers),
+            PredicateConfig::default(),
+        );
+    let controller = Controller::for_stream(actor_events, actors.clone())
+        .with_config(ControllerConfig::default().concurrency(opts.concurrency));
+
+    // Flavors are watched once: the watch fills the store render reads, and
+    // each Flavor it delivers re-reconciles the actors that list it.
+    let (flavors, flavor_writer) = reflector::store::<Flavor>();
+    // Flavors, children and pods all ask for reconciles through one channel.
+    let (flavor_changed, actors_to_rerender) = futures::channel::mpsc::unbounded();
+    let flavor_changed_for_children = flavor_changed.clone();
+    let actors_for_flavors = actors.clone();
+    let flavor_watch = reflector::reflector(
+        flavor_writer,
+        watcher(
+            Api::<Flavor>::all(client.clone()),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
-    .for_each(|_| futures::future::ready(()));
-    tokio::spawn(flavor_reflector);
+    .applied_objects()
+    .for_each(move |flavor| {
+        if let Ok(flavor) = flavor {
+            let name = flavor.name_any();
+            for actor in actors_for_flavors.state() {
+                if crate::crd::listed_flavors(&actor).contains(&name.as_str()) {
+                    let _ = flavor_changed.unbounded_send(ObjectRef::from_obj(actor.as_ref()));
+                }
+            }
+        }
+        futures::future::ready(())
+    });
+    tokio::spawn(flavor_watch);
     flavors.wait_until_ready().await.ok();
+    let caches = crate::cache::Caches::start(
+        &client,
+        opts.namespace.as_deref(),
+        resources::prunable(),
+        actors.clone(),
+        flavor_changed_for_children,
+    )
+    .await;
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -102,73 +145,14 @@ pub async fn run(
         resync: opts.resync,
         failures: Default::default(),
         applied: Default::default(),
+        caches: Some(caches),
+        kinds: Default::default(),
+        secrets: Default::default(),
         hpa_version: Default::default(),
     });
 
-    let scoped = |ar: &kube::core::ApiResource| -> Api<DynamicObject> {
-        match &opts.namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
-            None => Api::all_with(client.clone(), ar),
-        }
-    };
-    let children = watcher::Config::default().labels(APPLYSET_LABEL);
-    let controller = Controller::new_with(
-        scoped(&actor_ar),
-        watcher::Config::default(),
-        actor_ar.clone(),
-    )
-    .with_config(ControllerConfig::default().concurrency(opts.concurrency));
-    let actors = controller.store();
-    let actors_for_flavors = actors.clone();
-    let actors_for_pods = actors.clone();
-    let pods_api: Api<Pod> = match &opts.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let mut controller = controller;
-    for ar in resources::prunable() {
-        controller = controller.owns_with(scoped(&ar), ar, children.clone());
-    }
     let controller = controller
-        .watches_with(
-            flavor_api,
-            flavor_ar,
-            watcher::Config::default(),
-            move |flavor: DynamicObject| {
-                let name = flavor.name_any();
-                let ar = resources::async_actor();
-                actors_for_flavors
-                    .state()
-                    .into_iter()
-                    .filter(|a| lists_flavor(&a.data, &name))
-                    .map(|a| ObjectRef::from_obj_with(a.as_ref(), ar.clone()))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(
-            pods_api,
-            watcher::Config::default().labels("asya.sh/actor"),
-            move |pod: Pod| {
-                let ns = pod.namespace().unwrap_or_default();
-                let actor = pod
-                    .labels()
-                    .get("asya.sh/actor")
-                    .cloned()
-                    .unwrap_or_default();
-                let ar = resources::async_actor();
-                actors_for_pods
-                    .state()
-                    .into_iter()
-                    .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
-                    .filter(|a| {
-                        a.name_any() == actor
-                            || a.data.pointer("/spec/actor").and_then(Value::as_str)
-                                == Some(actor.as_str())
-                    })
-                    .map(|a| ObjectRef::from_obj_with(a.as_ref(), ar.clone()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .reconcile_on(actors_to_rerender)
         .shutdown_on_signal();
 
     ready.store(true, Ordering::SeqCst);
@@ -192,11 +176,4 @@ pub async fn run(
             Ok(())
         }
     }
-}
-
-fn lists_flavor(actor: &Value, flavor: &str) -> bool {
-    actor
-        .pointer("/spec/flavors")
-        .and_then(Value::as_array)
-        .is_some_and(|fs| fs.iter().any(|f| f.as_str() == Some(flavor)))
 }

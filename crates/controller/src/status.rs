@@ -6,6 +6,7 @@
 //! over from the previous status unless the condition's status flips — so a
 //! periodic resync compares equal and writes nothing.
 
+use asya_render::api::status::AsyncActorStatus;
 use asya_transport::QueueDepth;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Map, Value, json};
@@ -13,6 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::apply::ObjectKey;
 use crate::failure::Failure;
 use crate::pods::{self, PodCounts};
+use crate::secrets::MissingSecret;
 
 /// What the render said about the actor, in the terms status needs.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct Observed {
     pub hpa: Option<Value>,
     /// Depth, or why the queue could not be ensured.
     pub queue: Option<Result<QueueDepth, String>>,
+    /// Secrets the rendered TriggerAuthentications name that KEDA cannot read.
+    pub missing_secrets: Vec<MissingSecret>,
 }
 
 /// The outcome to describe.
@@ -52,6 +56,16 @@ pub enum Outcome {
     /// was applied before is still there.
     Failed(Failure),
     Reconciled(Box<RenderSummary>, Box<Observed>),
+}
+
+/// [`build`] as the typed status the CRD declares (what is written).
+pub fn build_typed(
+    outcome: &Outcome,
+    generation: Option<i64>,
+    previous: Option<&Value>,
+    now: &str,
+) -> Result<AsyncActorStatus, serde_json::Error> {
+    serde_json::from_value(build(outcome, generation, previous, now))
 }
 
 /// The three conditions, in the order status lists them.
@@ -153,7 +167,7 @@ fn reconciled(
     let transport = transport_condition(s, o);
     let workload = workload_condition(s, o, &counts, desired);
     let scaling = scaling_condition(s, o, spec_replicas);
-    let phase = phase(&transport, o, &counts, desired);
+    let phase = phase(&transport, &scaling, o, &counts, desired);
 
     status.insert("phase".into(), json!(phase));
     let mut replicas =
@@ -337,6 +351,18 @@ fn scaling_condition(s: &RenderSummary, o: &Observed, spec_replicas: Option<i64>
             &format!("autoscaling is off; fixed at {n} replicas"),
         );
     }
+    if let Some(first) = o.missing_secrets.first() {
+        let more = match o.missing_secrets.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        return cond(
+            "ScalingReady",
+            "False",
+            SECRET_MISSING,
+            &format!("{}{more}", first.message()),
+        );
+    }
     let Some(so) = &o.scaled_object else {
         return cond(
             "ScalingReady",
@@ -387,7 +413,17 @@ fn scaling_condition(s: &RenderSummary, o: &Observed, spec_replicas: Option<i64>
     }
 }
 
-fn phase(transport: &Value, o: &Observed, c: &PodCounts, desired: Option<i64>) -> &'static str {
+/// Reason of a ScalingReady condition whose TriggerAuthentication names a
+/// Secret or key that does not exist.
+pub const SECRET_MISSING: &str = "SecretMissing";
+
+fn phase(
+    transport: &Value,
+    scaling: &Value,
+    o: &Observed,
+    c: &PodCounts,
+    desired: Option<i64>,
+) -> &'static str {
     if transport["status"] == "False" {
         return "TransportError";
     }
@@ -407,6 +443,10 @@ fn phase(transport: &Value, o: &Observed, c: &PodCounts, desired: Option<i64>) -
         } else {
             "RuntimeError"
         };
+    }
+    // KEDA cannot scale: an actor at zero would never wake up.
+    if scaling["reason"] == SECRET_MISSING {
+        return "Degraded";
     }
     let desired = desired.unwrap_or(0);
     if desired == 0 && c.running == 0 && c.pending == 0 {
@@ -477,6 +517,7 @@ mod tests {
                 queued: 3,
                 processing: Some(1),
             })),
+            missing_secrets: vec![],
         }
     }
 
@@ -560,6 +601,42 @@ mod tests {
         assert_eq!(
             condition(&s, "ScalingReady")["reason"],
             "ScaledObjectMissing"
+        );
+    }
+
+    #[test]
+    fn a_secret_keda_cannot_read_degrades_the_actor_and_says_which() {
+        use crate::secrets::{MissingSecret, Problem, SecretRef};
+        let mut o = observed(0, vec![]);
+        o.missing_secrets = vec![MissingSecret {
+            reference: SecretRef {
+                trigger_auth: "a".into(),
+                parameter: "host".into(),
+                secret: "rabbitmq-keda-secret".into(),
+                key: "managementUrl".into(),
+                trigger_type: Some("rabbitmq".into()),
+                protocol: Some("http".into()),
+            },
+            problem: Problem::NoSecret,
+        }];
+        let s = build(
+            &Outcome::Reconciled(Box::new(summary(true)), Box::new(o)),
+            None,
+            None,
+            "T0",
+        );
+        assert_eq!(s["phase"], "Degraded");
+        let c = condition(&s, "ScalingReady");
+        assert_eq!(
+            (&c["status"], &c["reason"]),
+            (&json!("False"), &json!("SecretMissing"))
+        );
+        assert!(
+            c["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("secret rabbitmq-keda-secret not found"),
+            "{c}"
         );
     }
 

@@ -71,10 +71,11 @@ async fn applied_actor_gets_every_child_with_owner_reference_and_its_queue() {
     assert!(refs.iter().any(|r| r["kind"] == "Deployment"), "{refs:?}");
     assert!(refs.iter().any(|r| r["kind"] == "ScaledObject"), "{refs:?}");
     for r in &refs {
-        let ar = asya_controller::resources::for_api_version_kind(
+        let ar = asya_controller::resources::known(
             r["apiVersion"].as_str().unwrap(),
             r["kind"].as_str().unwrap(),
-        );
+        )
+        .expect("a kind render emits");
         let obj = c
             .api(&ar)
             .get(r["name"].as_str().unwrap())
@@ -161,6 +162,34 @@ async fn edited_actor_updates_children_and_disabling_scaling_prunes_keda_objects
     assert_eq!(
         condition(&status, "ScalingReady").unwrap()["reason"],
         "ScalingDisabled"
+    );
+    // The status is server-side applied under its own field manager: a field the
+    // new status lacks (no ScaledObject any more) is gone, not left behind.
+    assert!(
+        status.get("scaledObjectRef").is_none(),
+        "stale scaledObjectRef: {status}"
+    );
+    let a = c.get_actor("ed").await;
+    let status_managers: Vec<_> = a
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        // (1.20 has no managedFields[].subresource: look for who owns fields of .status)
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.get("f:status").is_some())
+        })
+        .map(|m| (m.manager.clone(), m.operation.clone()))
+        .collect();
+    assert_eq!(
+        status_managers,
+        vec![(
+            Some(asya_controller::reconcile::STATUS_FIELD_MANAGER.to_owned()),
+            Some("Apply".to_owned())
+        )],
+        "status written by server-side apply only"
     );
     c.cleanup().await;
 }

@@ -278,3 +278,93 @@ async fn a_missing_flavor_is_render_invalid_in_kubectl() {
     wait_visible(&c, "badfl", "Invalid", "RenderInvalid", &missing).await;
     c.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_the_trigger_authentication_names_is_checked_and_reported() {
+    let Some(c) = cluster("secret-missing").await else {
+        return;
+    };
+    let _ctl = c.start_controller(renderer(), rabbit_drivers(DeletionPolicy::Delete));
+    c.apply_actor(actor(&c.ns, "sec", json!({"scaling": {"enabled": true}})))
+        .await;
+    // Whatever secret and key the render's TriggerAuthentication names.
+    let (secret, key) = wait_for("a TriggerAuthentication with a secretTargetRef", || async {
+        let list = c.trigger_auths().list(&Default::default()).await.ok()?;
+        let r = list
+            .items
+            .iter()
+            .find_map(|ta| ta.data.pointer("/spec/secretTargetRef/0").cloned())?;
+        Some((
+            r["name"].as_str()?.to_owned(),
+            r["key"].as_str()?.to_owned(),
+        ))
+    })
+    .await;
+    let status = c
+        .wait_status("sec", "SecretMissing", |s| {
+            condition(s, "ScalingReady").is_some_and(|w| w["reason"] == "SecretMissing")
+        })
+        .await;
+    assert_eq!(status["phase"], "Degraded", "{status}");
+    let msg = condition(&status, "ScalingReady").expect("ScalingReady")["message"]
+        .as_str()
+        .expect("message")
+        .to_owned();
+    assert!(
+        msg.starts_with(&format!("secret {secret} not found: "))
+            && msg.contains(&format!("create secret {secret} with key {key} (")),
+        "{msg}"
+    );
+    wait_visible(
+        &c,
+        "sec",
+        "Degraded",
+        "SecretMissing",
+        &format!("create secret {secret} with key {key}"),
+    )
+    .await;
+
+    // A secret with another key (e.g. upstream's, for the other protocol): named as such.
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(c.client.clone(), &c.ns);
+    let pp = kube::api::PatchParams::apply("test-user").force();
+    let body = |data: Value| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret, "namespace": c.ns},
+               "stringData": data})
+    };
+    secrets
+        .patch(
+            &secret,
+            &pp,
+            &kube::api::Patch::Apply(body(json!({"unrelated": "x"}))),
+        )
+        .await
+        .expect("create secret");
+    c.wait_status("sec", "the missing key named", |s| {
+        condition(s, "ScalingReady").is_some_and(|w| {
+            w["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("has no key {key} (it has: unrelated)")))
+        })
+    })
+    .await;
+
+    // The right key: the condition and the phase recover.
+    secrets
+        .patch(
+            &secret,
+            &pp,
+            &kube::api::Patch::Apply(body(
+                json!({ key.as_str(): "http://guest:guest@127.0.0.1:15672/" }),
+            )),
+        )
+        .await
+        .expect("fill secret");
+    let status = c
+        .wait_status("sec", "ScalingReady no longer SecretMissing", |s| {
+            condition(s, "ScalingReady").is_some_and(|w| w["reason"] != "SecretMissing")
+        })
+        .await;
+    assert_ne!(status["phase"], "Degraded", "{status}");
+    c.cleanup().await;
+}

@@ -50,6 +50,11 @@ async fn delete_flavor(c: &Cluster, name: &str) {
     let _ = api.delete(name, &Default::default()).await;
 }
 
+/// The stored actor as the controller's typed resource.
+fn typed(a: DynamicObject) -> asya_controller::crd::AsyncActor {
+    serde_json::from_value(serde_json::to_value(a).expect("actor JSON")).expect("typed actor")
+}
+
 fn runtime_env(d: &DynamicObject) -> String {
     serde_json::to_string(&d.data["spec"]["template"]["spec"]["containers"]).unwrap_or_default()
 }
@@ -273,10 +278,13 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
                 instance: None,
             },
         ),
-        flavors: Writer::<DynamicObject>::new(asya_controller::resources::flavor()).as_reader(),
+        flavors: Writer::<asya_controller::crd::Flavor>::default().as_reader(),
         resync: Duration::from_secs(600),
         failures: Default::default(),
         applied: Default::default(),
+        caches: None,
+        kinds: Default::default(),
+        secrets: Default::default(),
         hpa_version: Default::default(),
     });
     c.apply_actor(actor(&c.ns, "rs", json!({"scaling": {"enabled": true}})))
@@ -284,7 +292,7 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
     // First passes: finalizer, apply, status (each pass sees the object the previous one wrote).
     for _ in 0..3 {
         let a = c.get_actor("rs").await;
-        reconcile::reconcile(Arc::new(a), ctx.clone())
+        reconcile::reconcile(Arc::new(typed(a)), ctx.clone())
             .await
             .expect("reconcile");
     }
@@ -307,7 +315,7 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
         .writes_total
         .load(std::sync::atomic::Ordering::SeqCst);
     let _ = ar;
-    reconcile::reconcile(Arc::new(before.clone()), ctx.clone())
+    reconcile::reconcile(Arc::new(typed(before.clone())), ctx.clone())
         .await
         .expect("resync");
     assert_eq!(
@@ -340,14 +348,24 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
         ],
         children
     );
-    // An edited child is applied again, but the same set of objects needs no
-    // prune: the pass reads at most each child, the pods and the HPA once
-    // (a prune would add a LIST per prunable kind).
+    // A label another writer adds is not drift (it is not ours): no re-apply.
+    // A child whose own label someone edited is applied again, but the same set
+    // of objects needs no prune: the pass reads at most each child, the pods and
+    // the HPA once (a prune would add a LIST per prunable kind).
+    let d = c.deployments().get("rs").await.expect("deployment");
+    let ours = d
+        .labels()
+        .keys()
+        .find(|k| !k.starts_with("applyset.kubernetes.io/"))
+        .expect("a label the render sets")
+        .clone();
     c.deployments()
         .patch(
             "rs",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"edited-by": "someone"}}})),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {ours.as_str(): "edited", "edited-by": "someone"}}}),
+            ),
         )
         .await
         .expect("edit deployment");
@@ -363,9 +381,15 @@ async fn resync_of_an_unchanged_actor_writes_nothing() {
             .writes_total
             .load(std::sync::atomic::Ordering::SeqCst),
     );
-    reconcile::reconcile(Arc::new(c.get_actor("rs").await), ctx.clone())
+    reconcile::reconcile(Arc::new(typed(c.get_actor("rs").await)), ctx.clone())
         .await
         .expect("re-apply");
+    let restored = c.deployments().get("rs").await.expect("deployment");
+    assert_ne!(
+        restored.labels().get(&ours).map(String::as_str),
+        Some("edited"),
+        "our label is put back"
+    );
     let reads = (c
         .metrics
         .requests_total

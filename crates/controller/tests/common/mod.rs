@@ -142,10 +142,9 @@ impl Cluster {
     }
 
     pub fn deployments(&self) -> Api<DynamicObject> {
-        self.api(&asya_controller::resources::for_api_version_kind(
-            "apps/v1",
-            "Deployment",
-        ))
+        self.api(&kube::core::ApiResource::erase::<
+            k8s_openapi::api::apps::v1::Deployment,
+        >(&()))
     }
 
     pub fn scaled_objects(&self) -> Api<DynamicObject> {
