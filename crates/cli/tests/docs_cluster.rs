@@ -220,6 +220,20 @@ fn the_status_walk_through_of_the_docs_is_what_the_controller_writes() {
         "",
     );
     w.kubectl(&["create", "namespace", &w.ns], "");
+    // The KEDA secret a platform engineer provides (docs/status.md says so); without it
+    // every scaled RabbitMQ actor is Degraded with SecretMissing.
+    w.kubectl(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "rabbitmq-keda-secret",
+            "-n",
+            &w.ns,
+            "--from-literal=managementUrl=http://guest:guest@127.0.0.1:15672/%2f",
+        ],
+        "",
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let platform = dir.path().join("platform.yaml");
