@@ -208,3 +208,127 @@ fn a_route_naming_an_unknown_actor_fails_before_anything_runs() {
     assert!(!res.exists(), "nothing ran, nothing was written");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn retry_delays_of_a_resiliency_policy_are_kept_locally_on_memory_and_rabbitmq() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("flaky.yaml"),
+        "apiVersion: asya.sh/v1alpha1\nkind: AsyncActor\nmetadata:\n  name: flaky\nspec:\n  actor: flaky\n  image: python:3.12-slim\n  handler: handlers.flaky\n  resiliency:\n    policies:\n      default:\n        maxAttempts: 3\n        backoff: constant\n        initialDelay: 400ms\n",
+    )
+    .unwrap();
+    // Fails twice, then succeeds; every call's time goes to calls.log.
+    std::fs::write(
+        dir.path().join("handlers.py"),
+        "import time\n\ndef flaky(p):\n    with open('calls.log', 'a') as f:\n        f.write(f'{time.monotonic()}\\n')\n    with open('calls.log') as f:\n        n = len(f.read().split())\n    if n % 3:\n        raise RuntimeError(f'attempt {n % 3} fails')\n    return {'ok': True}\n",
+    )
+    .unwrap();
+    let url = std::env::var("ASYA_TEST_RABBITMQ_URL").expect("ASYA_TEST_RABBITMQ_URL");
+    let ns = unique("retry");
+    for transport in [vec![], vec!["--transport", "rabbitmq", "--rabbitmq-url", &url]] {
+        let _ = std::fs::remove_file(dir.path().join("calls.log"));
+        let d = dir.path().to_str().unwrap();
+        // Under the actors' directory: `-f` does not walk hidden directories.
+        let res = dir.path().join(format!(".asya/results{}", transport.len()));
+        let mut args = vec![
+            "dev", "-f", d, "--path", d, "-n", &ns, "--results", res.to_str().unwrap(),
+            "--send", "{}",
+        ];
+        args.extend_from_slice(&transport);
+        let out = asya(&args, dir.path());
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{transport:?}\n{stdout}\n{}", text(&out.stderr));
+        assert!(stdout.contains("retries: 2"), "{stdout}");
+        assert_eq!(stdout.matches("flaky (retry)").count(), 2, "{stdout}");
+        let calls: Vec<f64> = std::fs::read_to_string(dir.path().join("calls.log"))
+            .unwrap()
+            .split_whitespace()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        assert_eq!(calls.len(), 3, "{transport:?}");
+        for w in calls.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                (0.4..3.0).contains(&gap),
+                "{transport:?}: {gap:.3}s between attempts, policy says 400ms"
+            );
+        }
+        assert_eq!(results(&res, "succeeded").len(), 1);
+    }
+}
+
+#[test]
+fn watch_restarts_a_changed_handler_without_losing_queued_messages() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = project(
+        &[("slow", "handlers.slow")],
+        "import time\n\ndef slow(p):\n    time.sleep(0.3)\n    return {'n': p['n'], 'v': 1}\n",
+    );
+    let d = dir.path().to_str().unwrap().to_string();
+    let res = dir.path().join("results");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_asya"))
+        .args(["dev", "-f", &d, "--path", &d, "--watch", "--results", res.to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let stdout = child.stdout.take().unwrap();
+    let collected = std::thread::spawn(move || {
+        let mut s = String::new();
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            s.push_str(&l);
+            s.push('\n');
+        }
+        s
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    for n in 0..8 {
+        writeln!(stdin, "{{\"n\": {n}}}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while results(&res, "succeeded").is_empty() {
+        assert!(Instant::now() < deadline, "no result within a minute");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Messages are still queued behind the slow handler: change it now.
+    std::fs::write(
+        dir.path().join("handlers.py"),
+        "import time\n\ndef slow(p):\n    time.sleep(0.05)\n    return {'n': p['n'], 'v': 'two'}\n",
+    )
+    .unwrap();
+    let mut restarted = false;
+    while !restarted {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no runtime restart reported");
+        restarted = line.contains("handler changed; runtime restarted");
+    }
+    drop(stdin);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "asya dev did not exit after stdin closed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = collected.join().unwrap();
+    assert!(status.success(), "{out}");
+    let done = results(&res, "succeeded");
+    let mut ns: Vec<u64> = done.iter().map(|e| e["payload"]["n"].as_u64().unwrap()).collect();
+    ns.sort();
+    assert_eq!(ns, (0..8).collect::<Vec<_>>(), "every queued message made it: {out}");
+    let versions: Vec<&Value> = done.iter().map(|e| &e["payload"]["v"]).collect();
+    assert!(versions.contains(&&json!(1)), "{versions:?}");
+    assert!(versions.contains(&&json!("two")), "{versions:?}");
+    assert!(out.contains("8 sent, 8 succeeded, 0 failed"), "{out}");
+}

@@ -125,6 +125,15 @@ impl MemoryBroker {
         }
     }
 
+    /// Messages waiting in every queue (ready or delayed; not the unacked ones).
+    pub fn queued_total(&self) -> u64 {
+        self.lock()
+            .queues
+            .values()
+            .map(|q| q.ready.len() as u64 + q.delayed)
+            .sum()
+    }
+
     fn next_id(&self) -> u64 {
         self.shared.next_id.fetch_add(1, Ordering::Relaxed)
     }

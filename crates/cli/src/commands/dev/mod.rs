@@ -6,6 +6,7 @@
 //! under `.asya/results/` with the bucket's key layout; `x-sump` beside them.
 //! The queues live in this process (`--transport memory`) or on a broker.
 
+mod bench;
 mod plan;
 mod runtime;
 mod session;

@@ -46,11 +46,19 @@ pub async fn run(ctx: Context, out: &mut dyn Write) -> Result<i32, String> {
             let broker = MemoryBroker::new();
             let publisher = broker.publisher(&ns);
             let ns2 = ns.clone();
+            let b = broker.clone();
             let consume = move |cfg: Arc<Config>| {
-                let t = broker.consume(&ns2, &cfg.actor);
+                let t = b.consume(&ns2, &cfg.actor);
                 async move { Ok::<_, TransportError>(t) }
             };
-            drive(ctx, out, publisher, consume).await
+            let code = drive(ctx, out, publisher, consume).await;
+            let left = broker.queued_total();
+            if left > 0 {
+                eprintln!(
+                    "asya dev: {left} message(s) were still queued in memory and are dropped"
+                );
+            }
+            code
         }
         DevTransport::Rabbitmq => {
             let url = ctx.args.rabbitmq_url.clone();
@@ -328,6 +336,22 @@ where
         }
     }
 
+    if let Some(n) = args.bench {
+        let first = actors
+            .iter()
+            .find(|(p, _, _)| p.actor == ctx.route[0])
+            .map(|(_, dir, cfg)| (dir.clone(), cfg.socket_name.clone(), cfg.max_frame_bytes));
+        let result = match first {
+            Some((dir, name, max)) => {
+                super::bench::run(n, &ctx.route, &dir, &name, max, &publisher, &mut events, out)
+                    .await
+            }
+            None => Err(format!("bench: no actor {}", ctx.route[0])),
+        };
+        running.stop().await;
+        return result.map(|ok| if ok { 0 } else { 1 });
+    }
+
     // Input: one payload, or stdin lines.
     let (input_tx, mut input) = mpsc::unbounded_channel::<Result<Value, String>>();
     let mut input_open = true;
@@ -441,7 +465,13 @@ where
         args.results.display()
     );
     drop(sockets);
-    Ok(if report.failed_count() > 0 || interrupted { 1 } else { 0 })
+    Ok(if interrupted {
+        130
+    } else if report.failed_count() > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 /// A new envelope for `payload` on `route`.
