@@ -332,3 +332,54 @@ fn watch_restarts_a_changed_handler_without_losing_queued_messages() {
     assert!(versions.contains(&&json!("two")), "{versions:?}");
     assert!(out.contains("8 sent, 8 succeeded, 0 failed"), "{out}");
 }
+
+#[test]
+fn ctrl_c_stops_the_input_and_finishes_the_messages_in_flight() {
+    use std::io::Write;
+    let dir = project(
+        &[("slow", "handlers.slow")],
+        "import time\n\ndef slow(p):\n    open(f\"started-{p['n']}\", 'w').close()\n    time.sleep(0.8)\n    return p\n",
+    );
+    let d = dir.path().to_str().unwrap().to_string();
+    let res = dir.path().join(".asya/results");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_asya"))
+        .args(["dev", "-f", &d, "--path", &d, "--results", res.to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{{\"n\": 1}}\n{{\"n\": 2}}").unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.path().join("started-1").exists() {
+        assert!(Instant::now() < deadline, "the handler never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    // stdin stays open: only Ctrl-C ends the run.
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("asya dev did not exit after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Ctrl-C: finishing the"), "{}", text(&out.stderr));
+    let mut done: Vec<u64> = results(&res, "succeeded")
+        .iter()
+        .map(|e| e["payload"]["n"].as_u64().unwrap())
+        .collect();
+    done.sort();
+    assert_eq!(done, [1, 2], "both messages in flight finished: {stdout}");
+}

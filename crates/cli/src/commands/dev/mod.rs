@@ -123,7 +123,11 @@ pub fn run(args: &DevArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         route,
         payload,
     };
-    match rt.block_on(session::run(ctx, out)) {
+    let result = rt.block_on(session::run(ctx, out));
+    // The stdin reader may sit in a blocking read for ever (a terminal, an
+    // open pipe): do not wait for it.
+    rt.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");

@@ -396,18 +396,23 @@ where
         Default::default()
     };
     let mut tick = tokio::time::interval(watch::PERIOD);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("installing the Ctrl-C handler: {e}"))?;
     let mut interrupted = false;
     loop {
         if !input_open && in_flight == 0 {
             break;
         }
         tokio::select! {
-            _ = &mut ctrl_c => {
-                eprintln!("asya dev: interrupted; finishing in-flight messages");
+            _ = interrupts.recv() => {
+                if interrupted {
+                    eprintln!("asya dev: second Ctrl-C; stopping now");
+                    break;
+                }
+                // Drain: no new input; what was sent finishes its route.
+                eprintln!("asya dev: Ctrl-C: finishing the {in_flight} message(s) in flight (Ctrl-C again to stop now)");
                 interrupted = true;
-                break;
+                input_open = false;
             }
             Some(Fatal(msg)) = fatal.recv() => {
                 running.stop().await;
