@@ -94,7 +94,10 @@ fn run_example(transport: &[&str], ns: &str) -> (Value, String) {
     let done = results(out_dir.path(), "succeeded");
     assert_eq!(done.len(), 1, "{stdout}");
     assert_eq!(done[0]["status"]["phase"], "succeeded");
-    assert_eq!(done[0]["route"]["prev"], json!(["normalize", "tokenize", "count"]));
+    assert_eq!(
+        done[0]["route"]["prev"],
+        json!(["normalize", "tokenize", "count"])
+    );
     (done[0]["payload"].clone(), stdout)
 }
 
@@ -102,7 +105,8 @@ fn run_example(transport: &[&str], ns: &str) -> (Value, String) {
 fn example_pipeline_gives_the_same_result_on_memory_and_on_rabbitmq() {
     let ns = unique("dev");
     let (mem, stdout) = run_example(&[], &ns);
-    let expected = json!({"text": "hello world, hello", "words": 3, "counts": {"hello": 2, "world": 1}});
+    let expected =
+        json!({"text": "hello world, hello", "words": 3, "counts": {"hello": 2, "world": 1}});
     assert_eq!(mem, expected);
     // Each hop is printed, in route order, then the final envelope.
     let hop = |a: &str| {
@@ -133,13 +137,25 @@ fn a_generator_handler_fans_out_and_every_child_reaches_x_sink() {
     let res = dir.path().join("results");
     let out = asya(
         &[
-            "dev", "-f", d, "--path", d, "--results", res.to_str().unwrap(),
-            "--send", r#"{"text": "a b c"}"#,
+            "dev",
+            "-f",
+            d,
+            "--path",
+            d,
+            "--results",
+            res.to_str().unwrap(),
+            "--send",
+            r#"{"text": "a b c"}"#,
         ],
         dir.path(),
     );
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("frames out: 3"), "{stdout}");
     let mut words: Vec<String> = results(&res, "succeeded")
         .iter()
@@ -161,16 +177,31 @@ fn a_raising_handler_ends_failed_with_its_traceback_printed() {
     let res = dir.path().join("results");
     let out = asya(
         &[
-            "dev", "-f", d, "--path", d, "--results", res.to_str().unwrap(),
-            "--send", r#"{"why": "broken"}"#,
+            "dev",
+            "-f",
+            d,
+            "--path",
+            d,
+            "--results",
+            res.to_str().unwrap(),
+            "--send",
+            r#"{"why": "broken"}"#,
         ],
         dir.path(),
     );
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("failed at bad"), "{stdout}");
     assert!(stdout.contains("ValueError: no good: broken"), "{stdout}");
-    assert!(stdout.contains("Traceback (most recent call last)"), "{stdout}");
+    assert!(
+        stdout.contains("Traceback (most recent call last)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("handlers.py"), "{stdout}");
     let failed = results(&res, "failed");
     assert_eq!(failed.len(), 1);
@@ -193,8 +224,17 @@ fn a_route_naming_an_unknown_actor_fails_before_anything_runs() {
     let started = Instant::now();
     let out = asya(
         &[
-            "dev", "-f", d, "--path", d, "--results", res.to_str().unwrap(),
-            "--route", "a,nope", "--send", "{}",
+            "dev",
+            "-f",
+            d,
+            "--path",
+            d,
+            "--results",
+            res.to_str().unwrap(),
+            "--route",
+            "a,nope",
+            "--send",
+            "{}",
         ],
         dir.path(),
     );
@@ -225,19 +265,36 @@ fn retry_delays_of_a_resiliency_policy_are_kept_locally_on_memory_and_rabbitmq()
     .unwrap();
     let url = std::env::var("ASYA_TEST_RABBITMQ_URL").expect("ASYA_TEST_RABBITMQ_URL");
     let ns = unique("retry");
-    for transport in [vec![], vec!["--transport", "rabbitmq", "--rabbitmq-url", &url]] {
+    for transport in [
+        vec![],
+        vec!["--transport", "rabbitmq", "--rabbitmq-url", &url],
+    ] {
         let _ = std::fs::remove_file(dir.path().join("calls.log"));
         let d = dir.path().to_str().unwrap();
         // Under the actors' directory: `-f` does not walk hidden directories.
         let res = dir.path().join(format!(".asya/results{}", transport.len()));
         let mut args = vec![
-            "dev", "-f", d, "--path", d, "-n", &ns, "--results", res.to_str().unwrap(),
-            "--send", "{}",
+            "dev",
+            "-f",
+            d,
+            "--path",
+            d,
+            "-n",
+            &ns,
+            "--results",
+            res.to_str().unwrap(),
+            "--send",
+            "{}",
         ];
         args.extend_from_slice(&transport);
         let out = asya(&args, dir.path());
         let stdout = text(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{transport:?}\n{stdout}\n{}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{transport:?}\n{stdout}\n{}",
+            text(&out.stderr)
+        );
         assert!(stdout.contains("retries: 2"), "{stdout}");
         assert_eq!(stdout.matches("flaky (retry)").count(), 2, "{stdout}");
         let calls: Vec<f64> = std::fs::read_to_string(dir.path().join("calls.log"))
@@ -267,7 +324,16 @@ fn watch_restarts_a_changed_handler_without_losing_queued_messages() {
     let d = dir.path().to_str().unwrap().to_string();
     let res = dir.path().join("results");
     let mut child = Command::new(env!("CARGO_BIN_EXE_asya"))
-        .args(["dev", "-f", &d, "--path", &d, "--watch", "--results", res.to_str().unwrap()])
+        .args([
+            "dev",
+            "-f",
+            &d,
+            "--path",
+            &d,
+            "--watch",
+            "--results",
+            res.to_str().unwrap(),
+        ])
         .current_dir(dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -318,15 +384,25 @@ fn watch_restarts_a_changed_handler_without_losing_queued_messages() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "asya dev did not exit after stdin closed");
+        assert!(
+            Instant::now() < deadline,
+            "asya dev did not exit after stdin closed"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let out = collected.join().unwrap();
     assert!(status.success(), "{out}");
     let done = results(&res, "succeeded");
-    let mut ns: Vec<u64> = done.iter().map(|e| e["payload"]["n"].as_u64().unwrap()).collect();
+    let mut ns: Vec<u64> = done
+        .iter()
+        .map(|e| e["payload"]["n"].as_u64().unwrap())
+        .collect();
     ns.sort();
-    assert_eq!(ns, (0..8).collect::<Vec<_>>(), "every queued message made it: {out}");
+    assert_eq!(
+        ns,
+        (0..8).collect::<Vec<_>>(),
+        "every queued message made it: {out}"
+    );
     let versions: Vec<&Value> = done.iter().map(|e| &e["payload"]["v"]).collect();
     assert!(versions.contains(&&json!(1)), "{versions:?}");
     assert!(versions.contains(&&json!("two")), "{versions:?}");
@@ -343,7 +419,15 @@ fn ctrl_c_stops_the_input_and_finishes_the_messages_in_flight() {
     let d = dir.path().to_str().unwrap().to_string();
     let res = dir.path().join(".asya/results");
     let mut child = Command::new(env!("CARGO_BIN_EXE_asya"))
-        .args(["dev", "-f", &d, "--path", &d, "--results", res.to_str().unwrap()])
+        .args([
+            "dev",
+            "-f",
+            &d,
+            "--path",
+            &d,
+            "--results",
+            res.to_str().unwrap(),
+        ])
         .current_dir(dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -374,8 +458,17 @@ fn ctrl_c_stops_the_input_and_finishes_the_messages_in_flight() {
     let out = child.wait_with_output().unwrap();
     drop(stdin);
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("Ctrl-C: finishing the"), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("Ctrl-C: finishing the"),
+        "{}",
+        text(&out.stderr)
+    );
     let mut done: Vec<u64> = results(&res, "succeeded")
         .iter()
         .map(|e| e["payload"]["n"].as_u64().unwrap())

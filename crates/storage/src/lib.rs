@@ -178,13 +178,7 @@ impl EnvelopeStore {
             key: key.to_string(),
             reason,
         };
-        let output = match client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        let output = match client.get_object().bucket(bucket).key(key).send().await {
             Ok(output) => output,
             Err(err) => {
                 if err

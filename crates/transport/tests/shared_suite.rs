@@ -81,20 +81,31 @@ async fn nothing_within<T: Transport>(t: &T, window: Duration) -> bool {
 async fn delayed_publish_is_invisible_until_its_delay_passed<H: Harness>(h: H) {
     let t = h.consumer("delayed").await;
     let sent = Instant::now();
-    t.publish("delayed", Bytes::from_static(b"later"), Duration::from_millis(400))
-        .await
-        .unwrap();
+    t.publish(
+        "delayed",
+        Bytes::from_static(b"later"),
+        Duration::from_millis(400),
+    )
+    .await
+    .unwrap();
     t.publish("delayed", Bytes::from_static(b"now"), Duration::ZERO)
         .await
         .unwrap();
     let first = next(&t).await;
-    assert_eq!(&first.body[..], b"now", "an undelayed message overtakes a delayed one");
+    assert_eq!(
+        &first.body[..],
+        b"now",
+        "an undelayed message overtakes a delayed one"
+    );
     t.ack(&first).await.unwrap();
     let d = next(&t).await;
     let waited = sent.elapsed();
     assert_eq!(&d.body[..], b"later");
     assert!(!d.redelivered);
-    assert!(waited >= Duration::from_millis(400), "arrived after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "arrived after {waited:?}"
+    );
     t.ack(&d).await.unwrap();
     t.close().await;
 }
@@ -144,7 +155,10 @@ async fn unacked_message_goes_back_when_its_consumer_closes<H: Harness>(h: H) {
     let second = h.consumer("crash").await;
     let again = next(&second).await;
     assert_eq!(&again.body[..], b"in flight");
-    assert!(again.redelivered, "a message handed back by a closed consumer is a redelivery");
+    assert!(
+        again.redelivered,
+        "a message handed back by a closed consumer is a redelivery"
+    );
     second.ack(&again).await.unwrap();
     assert!(nothing_within(&second, Duration::from_millis(500)).await);
     second.close().await;
@@ -244,7 +258,10 @@ async fn memory_a_dropped_consumer_gives_its_deliveries_back_and_stale_acks_fail
     let again = next(&second).await;
     assert!(again.redelivered);
     second.ack(&again).await.unwrap();
-    assert!(second.ack(&again).await.is_err(), "a delivery is settled once");
+    assert!(
+        second.ack(&again).await.is_err(),
+        "a delivery is settled once"
+    );
     let depth = broker.depth_of(&q);
     assert_eq!((depth.queued, depth.processing), (0, Some(0)));
 }

@@ -61,7 +61,11 @@ pub async fn run<T: Transport>(
 
     // 2. The pipeline: every envelope published, then wait for x-sink to have them all.
     let bodies: Vec<bytes::Bytes> = (0..n)
-        .map(|i| serde_json::to_vec(&envelope(route, n + i)).unwrap_or_default().into())
+        .map(|i| {
+            serde_json::to_vec(&envelope(route, n + i))
+                .unwrap_or_default()
+                .into()
+        })
         .collect();
     let t1 = Instant::now();
     for b in bodies {
@@ -82,7 +86,9 @@ pub async fn run<T: Transport>(
             }
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => {
-                return Err(format!("bench: only {finals} of {n} envelopes reached x-sink"));
+                return Err(format!(
+                    "bench: only {finals} of {n} envelopes reached x-sink"
+                ));
             }
         }
     }

@@ -72,9 +72,8 @@ fn plan(r: &Rendered) -> Result<ActorPlan, String> {
     let sidecar = container(SIDECAR_CONTAINER)?;
     let runtime = container(RUNTIME_CONTAINER)?;
     let mut skipped_env = Vec::new();
-    let sidecar_env: HashMap<String, String> = env_values(sidecar, &mut skipped_env)
-        .into_iter()
-        .collect();
+    let sidecar_env: HashMap<String, String> =
+        env_values(sidecar, &mut skipped_env).into_iter().collect();
     let runtime_env = env_values(runtime, &mut skipped_env);
     let python = runtime["command"][0]
         .as_str()
@@ -125,7 +124,11 @@ pub fn one_namespace(plans: &[ActorPlan]) -> Result<String, String> {
         by_ns.entry(&p.namespace).or_default().push(&p.actor);
     }
     match by_ns.len() {
-        1 => Ok(by_ns.keys().next().map(|s| s.to_string()).unwrap_or_default()),
+        1 => Ok(by_ns
+            .keys()
+            .next()
+            .map(|s| s.to_string())
+            .unwrap_or_default()),
         _ => Err(format!(
             "expected the actors of one namespace, found {}",
             by_ns

@@ -77,10 +77,7 @@ pub async fn run(ctx: Context, out: &mut dyn Write) -> Result<i32, String> {
             drive(ctx, out, publisher, consume).await
         }
         DevTransport::Sqs => {
-            let scfg = SqsConfig::new(
-                names::defaults::AWS_REGION,
-                ctx.args.sqs_endpoint.clone(),
-            );
+            let scfg = SqsConfig::new(names::defaults::AWS_REGION, ctx.args.sqs_endpoint.clone());
             let admin = SqsAdmin::connect(&scfg)
                 .await
                 .map_err(|e| format!("SQS: {e}"))?;
@@ -139,11 +136,7 @@ fn end_names(ctx: &Context) -> Result<(String, String), String> {
 
 /// The sidecar config of a rendered actor, made local: its socket in
 /// `socket_dir`, its broker the one of this run.
-fn actor_config(
-    p: &ActorPlan,
-    socket_dir: &Path,
-    args: &DevArgs,
-) -> Result<Config, String> {
+fn actor_config(p: &ActorPlan, socket_dir: &Path, args: &DevArgs) -> Result<Config, String> {
     let mut env = p.sidecar_env.clone();
     localize(&mut env, socket_dir, args);
     Config::from_map(&env).map_err(|e| {
@@ -305,9 +298,12 @@ where
         };
         let (tx, rx) = mpsc::unbounded_channel();
         running.controls.push(tx);
-        running
-            .supervisors
-            .push(tokio::spawn(supervise(spec, rx, fatal_tx.clone(), args.watch)));
+        running.supervisors.push(tokio::spawn(supervise(
+            spec,
+            rx,
+            fatal_tx.clone(),
+            args.watch,
+        )));
         handlers.push(p.handler.clone());
     }
     let start_worker = |cfg: Arc<Config>, t: T, role: Role, store: Option<EnvelopeStore>| {
@@ -343,8 +339,17 @@ where
             .map(|(_, dir, cfg)| (dir.clone(), cfg.socket_name.clone(), cfg.max_frame_bytes));
         let result = match first {
             Some((dir, name, max)) => {
-                super::bench::run(n, &ctx.route, &dir, &name, max, &publisher, &mut events, out)
-                    .await
+                super::bench::run(
+                    n,
+                    &ctx.route,
+                    &dir,
+                    &name,
+                    max,
+                    &publisher,
+                    &mut events,
+                    out,
+                )
+                .await
             }
             None => Err(format!("bench: no actor {}", ctx.route[0])),
         };

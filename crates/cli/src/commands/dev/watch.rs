@@ -75,7 +75,12 @@ pub fn affected(root: &Path, files: &[PathBuf], handlers: &[String]) -> Vec<usiz
         let top = rel
             .components()
             .next()
-            .map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".py").to_string())
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".py")
+                    .to_string()
+            })
             .unwrap_or_default();
         let owners: Vec<usize> = handlers
             .iter()
