@@ -102,7 +102,7 @@ fn run_example(transport: &[&str], ns: &str) -> (Value, String) {
 }
 
 #[test]
-fn example_pipeline_gives_the_same_result_on_memory_and_on_rabbitmq() {
+fn example_pipeline_gives_the_same_result_on_memory_rabbitmq_and_sqs() {
     let ns = unique("dev");
     let (mem, stdout) = run_example(&[], &ns);
     let expected =
@@ -124,6 +124,10 @@ fn example_pipeline_gives_the_same_result_on_memory_and_on_rabbitmq() {
     };
     let (rabbit, _) = run_example(&["--transport", "rabbitmq", "--rabbitmq-url", &url], &ns);
     assert_eq!(rabbit, mem);
+
+    let sqs = std::env::var("ASYA_TEST_AWS_ENDPOINT").expect("ASYA_TEST_AWS_ENDPOINT (moto)");
+    let (on_sqs, _) = run_example(&["--transport", "sqs", "--sqs-endpoint", &sqs], &ns);
+    assert_eq!(on_sqs, mem);
 }
 
 #[test]
