@@ -172,7 +172,7 @@ fn localize(env: &mut HashMap<String, String>, socket_dir: &Path, args: &DevArgs
     }
     match args.transport {
         DevTransport::Sqs => {
-            env.insert(names::TRANSPORT.into(), "sqs".into());
+            env.insert(names::TRANSPORT.into(), TransportKind::Sqs.as_str().into());
             if let Some(e) = &args.sqs_endpoint {
                 env.insert(names::SQS_ENDPOINT.into(), e.clone());
             }
@@ -180,7 +180,10 @@ fn localize(env: &mut HashMap<String, String>, socket_dir: &Path, args: &DevArgs
         // The in-memory transport keeps RabbitMQ's semantics (no visibility
         // heartbeats), so the sidecar is told rabbitmq.
         DevTransport::Memory | DevTransport::Rabbitmq => {
-            env.insert(names::TRANSPORT.into(), "rabbitmq".into());
+            env.insert(
+                names::TRANSPORT.into(),
+                TransportKind::RabbitMq.as_str().into(),
+            );
             env.insert(names::RABBITMQ_URL.into(), args.rabbitmq_url.clone());
         }
     }
