@@ -69,6 +69,12 @@ pub enum Command {
         after_help = "Exit status: 0 nothing changes, 1 something changes, 2 error.\nExamples:\n  asya diff --base main -f examples/ --flavors flavors/\n  asya diff --base main -f examples/ --flavors flavors/ -o json > impact.json\n  asya diff -f examples/echo.yaml --kubeconfig ~/.kube/config   # server-side dry run"
     )]
     Diff(crate::commands::diff::DiffArgs),
+    /// Run the actors on this machine: real runtimes and sidecar logic, queues in memory or on a broker.
+    #[cfg(feature = "dev")]
+    #[command(
+        after_help = "Examples:\n  asya dev -f examples/text-pipeline/ --send '{\"text\": \"Hello World\"}'\n  asya dev -f actors/ --path handlers/ --watch < payloads.jsonl\n  asya dev -f actors/ --transport rabbitmq --rabbitmq-url amqp://guest:guest@127.0.0.1:5672/%2f --send '{}'"
+    )]
+    Dev(crate::commands::dev::DevArgs),
 }
 
 #[derive(Debug, Clone, Args)]

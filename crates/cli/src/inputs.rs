@@ -50,7 +50,13 @@ pub fn walk(
         entries.sort();
         for e in entries {
             if e.is_dir() {
-                walk(&e, filter, out)?;
+                // Hidden directories (.git, .github, `asya dev`'s .asya/results) hold no actors.
+                let hidden = e
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                if !hidden {
+                    walk(&e, filter, out)?;
+                }
             } else if filter(&e) {
                 out.push(e);
             }

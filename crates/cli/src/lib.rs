@@ -24,5 +24,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         #[cfg(feature = "controller")]
         Command::Controller(a) => commands::controller::run(&a, out, err),
         Command::Diff(a) => commands::diff::run(&a, out, err),
+        #[cfg(feature = "dev")]
+        Command::Dev(a) => commands::dev::run(&a, out, err),
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod config;
+pub mod embed;
 pub mod end_roles;
 pub mod envelope;
 pub mod error;

@@ -11,6 +11,7 @@
 
 mod error;
 mod key;
+mod local;
 
 use asya_contract::env as names;
 use aws_config::{BehaviorVersion, Region};
@@ -30,13 +31,23 @@ pub const KIND_FAILED: &str = "failed";
 /// Kind of the envelopes x-sump stores.
 pub const KIND_SUMP: &str = "sump";
 
-/// Where envelopes are persisted: one bucket and a key prefix.
+/// Where envelopes are persisted: one bucket and a key prefix (or, for
+/// `asya dev`, a local directory laid out the same way).
 #[derive(Debug, Clone)]
 pub struct EnvelopeStore {
-    client: Client,
-    bucket: String,
+    backend: Backend,
     prefix: String,
-    region: String,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    S3 {
+        client: Client,
+        bucket: String,
+        region: String,
+    },
+    /// Objects are files: `{dir}/{key}`.
+    Dir(std::path::PathBuf),
 }
 
 impl EnvelopeStore {
@@ -89,16 +100,31 @@ impl EnvelopeStore {
                 .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         }
         Ok(Self {
-            client: Client::from_conf(config.build()),
-            bucket: bucket.to_string(),
+            backend: Backend::S3 {
+                client: Client::from_conf(config.build()),
+                bucket: bucket.to_string(),
+                region: region.to_string(),
+            },
             prefix,
-            region: region.to_string(),
         })
     }
 
-    /// The bucket written to.
+    /// A store writing `{dir}/{prefix}{kind}/{id}.json` files: the same keys
+    /// as in a bucket, on the local disk (`asya dev` writes results under
+    /// `.asya/results/`).
+    pub fn local(dir: impl Into<std::path::PathBuf>, prefix: &str) -> Result<Self, StorageError> {
+        Ok(Self {
+            backend: Backend::Dir(dir.into()),
+            prefix: key::normalize_prefix(prefix)?,
+        })
+    }
+
+    /// The bucket written to (for a local store, its directory).
     pub fn bucket(&self) -> &str {
-        &self.bucket
+        match &self.backend {
+            Backend::S3 { bucket, .. } => bucket,
+            Backend::Dir(dir) => dir.to_str().unwrap_or(""),
+        }
     }
 
     /// The normalised key prefix (empty, or ending in `/`).
@@ -116,39 +142,43 @@ impl EnvelopeStore {
     /// of the same id: a redelivered envelope is stored once.
     pub async fn put(&self, kind: &str, id: &str, body: &[u8]) -> Result<String, StorageError> {
         let key = self.key_for(kind, id)?;
-        self.client
+        let (client, bucket) = match &self.backend {
+            Backend::S3 { client, bucket, .. } => (client, bucket),
+            Backend::Dir(dir) => {
+                local::put(dir, &key, body)?;
+                return Ok(key);
+            }
+        };
+        client
             .put_object()
-            .bucket(&self.bucket)
+            .bucket(bucket)
             .key(&key)
             .content_type("application/json")
             .body(ByteStream::from(body.to_vec()))
             .send()
             .await
             .map_err(|err| StorageError::Put {
-                bucket: self.bucket.clone(),
+                bucket: bucket.clone(),
                 key: key.clone(),
                 reason: DisplayErrorContext(&err).to_string(),
             })?;
-        tracing::debug!(bucket = %self.bucket, key = %key, bytes = body.len(), "envelope stored");
+        tracing::debug!(bucket = %bucket, key = %key, bytes = body.len(), "envelope stored");
         Ok(key)
     }
 
     /// Reads the object at the full `key` (as returned by [`put`](Self::put)
     /// or [`list`](Self::list)); `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let (client, bucket) = match &self.backend {
+            Backend::S3 { client, bucket, .. } => (client, bucket),
+            Backend::Dir(dir) => return local::get(dir, key),
+        };
         let get_err = |reason: String| StorageError::Get {
-            bucket: self.bucket.clone(),
+            bucket: bucket.clone(),
             key: key.to_string(),
             reason,
         };
-        let output = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        let output = match client.get_object().bucket(bucket).key(key).send().await {
             Ok(output) => output,
             Err(err) => {
                 if err
@@ -173,17 +203,20 @@ impl EnvelopeStore {
     /// `"succeeded/"`; the returned keys are full keys, ready for [`get`](Self::get).
     pub async fn list(&self, sub_prefix: &str) -> Result<Vec<String>, StorageError> {
         let full = format!("{}{}", self.prefix, sub_prefix);
-        let mut pages = self
-            .client
+        let (client, bucket) = match &self.backend {
+            Backend::S3 { client, bucket, .. } => (client, bucket),
+            Backend::Dir(dir) => return local::list(dir, &full),
+        };
+        let mut pages = client
             .list_objects_v2()
-            .bucket(&self.bucket)
+            .bucket(bucket)
             .prefix(&full)
             .into_paginator()
             .send();
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| StorageError::List {
-                bucket: self.bucket.clone(),
+                bucket: bucket.clone(),
                 prefix: full.clone(),
                 reason: DisplayErrorContext(&err).to_string(),
             })?;
@@ -199,15 +232,28 @@ impl EnvelopeStore {
 
     /// Creates the bucket if it does not exist (tests, local setups).
     pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
+        let (client, bucket, region) = match &self.backend {
+            Backend::S3 {
+                client,
+                bucket,
+                region,
+            } => (client, bucket, region),
+            Backend::Dir(dir) => {
+                return std::fs::create_dir_all(dir).map_err(|e| StorageError::Bucket {
+                    bucket: dir.display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        };
         if self.bucket_exists().await {
             return Ok(());
         }
-        let mut request = self.client.create_bucket().bucket(&self.bucket);
+        let mut request = client.create_bucket().bucket(bucket);
         // us-east-1 is the one region that rejects an explicit location.
-        if self.region != "us-east-1" {
+        if region != "us-east-1" {
             request = request.create_bucket_configuration(
                 CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
+                    .location_constraint(BucketLocationConstraint::from(region.as_str()))
                     .build(),
             );
         }
@@ -220,7 +266,7 @@ impl EnvelopeStore {
                     Ok(())
                 } else {
                     Err(StorageError::Bucket {
-                        bucket: self.bucket.clone(),
+                        bucket: bucket.clone(),
                         reason: DisplayErrorContext(&err).to_string(),
                     })
                 }
@@ -229,11 +275,11 @@ impl EnvelopeStore {
     }
 
     async fn bucket_exists(&self) -> bool {
-        self.client
-            .head_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .is_ok()
+        match &self.backend {
+            Backend::S3 { client, bucket, .. } => {
+                client.head_bucket().bucket(bucket).send().await.is_ok()
+            }
+            Backend::Dir(dir) => dir.is_dir(),
+        }
     }
 }

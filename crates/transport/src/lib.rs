@@ -6,9 +6,9 @@
 //! queue topology (names, durability, delay queues, dead-lettering) is written
 //! down exactly once.
 //!
-//! Two implementations sit behind [`Transport`] (the data path) and
+//! Three implementations sit behind [`Transport`] (the data path) and
 //! [`QueueAdmin`] (the control path): [`rabbitmq`] with lapin and [`sqs`] with
-//! aws-sdk-sqs. The traits are generic rather than object-safe: callers are
+//! aws-sdk-sqs, and [`memory`], one process holding every queue (`asya dev`). The traits are generic rather than object-safe: callers are
 //! generic over the transport and pay no boxing on the hot path.
 
 use std::future::Future;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub mod error;
+pub mod memory;
 pub mod naming;
 pub mod rabbitmq;
 pub mod sqs;
@@ -49,6 +50,8 @@ pub enum DeliveryHandle {
     Amqp(lapin::Acker),
     /// SQS receipt handle.
     Sqs(String),
+    /// In-memory queue and delivery tag ([`memory`], `asya dev`).
+    Memory(memory::MemoryHandle),
 }
 
 /// The data path used by the sidecar.

@@ -5,6 +5,9 @@ pub mod completions;
 #[cfg(feature = "controller")]
 pub mod controller;
 pub mod crd;
+#[cfg(feature = "dev")]
+pub mod dev;
+#[cfg(feature = "controller")]
 pub mod diff;
 pub mod explain;
 pub mod krm;
