@@ -154,7 +154,10 @@ impl Cx<'_> {
             None => Ok(()),
             Some(k) => Err(self.err(
                 &join(path, k),
-                format!("expected one of {}, got unknown field {k:?}", allowed.join(", ")),
+                format!(
+                    "expected one of {}, got unknown field {k:?}",
+                    allowed.join(", ")
+                ),
             )),
         }
     }
@@ -194,7 +197,10 @@ impl Cx<'_> {
             }
         };
         let items = list.as_array().ok_or_else(|| {
-            self.err(&path, format!("expected a list of tools, got {}", describe(list)))
+            self.err(
+                &path,
+                format!("expected a list of tools, got {}", describe(list)),
+            )
         })?;
         let mut tools = Vec::with_capacity(items.len());
         let mut seen = BTreeSet::new();
@@ -204,7 +210,10 @@ impl Cx<'_> {
             if !seen.insert(tool.name.clone()) {
                 return Err(self.err(
                     &format!("{p}.name"),
-                    format!("expected a tool name not used before, got {:?} again", tool.name),
+                    format!(
+                        "expected a tool name not used before, got {:?} again",
+                        tool.name
+                    ),
                 ));
             }
             tools.push(tool);
@@ -251,7 +260,9 @@ impl Cx<'_> {
         };
         let route = match map.get("route") {
             Some(r) => self.route(&join(path, "route"), r)?,
-            None => return Err(self.err(path, "expected a field route (a list of actors), got none")),
+            None => {
+                return Err(self.err(path, "expected a field route (a list of actors), got none"));
+            }
         };
         let timeout = match map.get("timeout") {
             None | Some(Value::Null) => DEFAULT_TIMEOUT,
@@ -268,7 +279,10 @@ impl Cx<'_> {
 
     fn route(&self, path: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
         let items = v.as_array().ok_or_else(|| {
-            self.err(path, format!("expected a list of actor names, got {}", describe(v)))
+            self.err(
+                path,
+                format!("expected a list of actor names, got {}", describe(v)),
+            )
         })?;
         if items.is_empty() {
             return Err(self.err(path, "expected at least one actor, got an empty list"));
@@ -369,13 +383,23 @@ impl Cx<'_> {
             Some(o) => {
                 let p = join(path, "options");
                 let items = o.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
-                    self.err(&p, format!("expected a non-empty list of allowed values, got {}", describe(o)))
+                    self.err(
+                        &p,
+                        format!(
+                            "expected a non-empty list of allowed values, got {}",
+                            describe(o)
+                        ),
+                    )
                 })?;
                 for (i, item) in items.iter().enumerate() {
                     if !kind.accepts(item) {
                         return Err(self.err(
                             &format!("{p}[{i}]"),
-                            format!("expected {} (the parameter's type), got {}", kind.with_article(), describe(item)),
+                            format!(
+                                "expected {} (the parameter's type), got {}",
+                                kind.with_article(),
+                                describe(item)
+                            ),
                         ));
                     }
                 }
@@ -395,7 +419,11 @@ impl Cx<'_> {
                 if !kind.accepts(d) {
                     return Err(self.err(
                         &p,
-                        format!("expected {} (the parameter's type), got {}", kind.with_article(), describe(d)),
+                        format!(
+                            "expected {} (the parameter's type), got {}",
+                            kind.with_article(),
+                            describe(d)
+                        ),
                     ));
                 }
                 if let Some(opts) = &options
@@ -403,7 +431,11 @@ impl Cx<'_> {
                 {
                     return Err(self.err(
                         &p,
-                        format!("expected one of the options {}, got {}", Value::Array(opts.clone()), describe(d)),
+                        format!(
+                            "expected one of the options {}, got {}",
+                            Value::Array(opts.clone()),
+                            describe(d)
+                        ),
                     ));
                 }
                 Some(d.clone())
@@ -450,7 +482,10 @@ routes:
         // `config:` beside `routes:` is the chart's own; the gateway reads `routes` only.
         let cfg = parse(SEED).unwrap();
         let t = cfg.tool("text-processor").unwrap();
-        assert_eq!(t.route, ["text-preprocess", "text-infer", "text-postprocess"]);
+        assert_eq!(
+            t.route,
+            ["text-preprocess", "text-infer", "text-postprocess"]
+        );
         assert_eq!(t.timeout, DEFAULT_TIMEOUT);
         let names: Vec<_> = t.parameters.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["text", "model"]);
@@ -473,11 +508,11 @@ routes:
         let cases = [
             (
                 "tools:\n- name: a\n  description: d\n  route: [x]\n  parameters:\n    text:\n      type: strin\n",
-                "tools.yaml:7:13: tools[0].parameters.text.type: expected one of string, number, integer, boolean, object, array, got \"strin\"",
+                "tools.yaml:7:7: tools[0].parameters.text.type: expected one of string, number, integer, boolean, object, array, got \"strin\"",
             ),
             (
                 "tools:\n- name: a\n  description: d\n  route: []\n",
-                "tools.yaml:4:10: tools[0].route: expected at least one actor, got an empty list",
+                "tools.yaml:4:3: tools[0].route: expected at least one actor, got an empty list",
             ),
             (
                 "tools:\n- name: a\n  description: d\n  route: [Bad_Actor]\n",
@@ -485,7 +520,7 @@ routes:
             ),
             (
                 "tools:\n- name: a\n  description: d\n  route: [x]\n  parameters:\n    n:\n      type: integer\n      default: 1.5\n",
-                "tools.yaml:8:16: tools[0].parameters.n.default: expected an integer (the parameter's type), got number 1.5",
+                "tools.yaml:8:7: tools[0].parameters.n.default: expected an integer (the parameter's type), got number 1.5",
             ),
             (
                 "tools:\n- name: a\n  description: d\n  route: [x]\n  timout: 3\n",
@@ -493,16 +528,21 @@ routes:
             ),
             (
                 "tools:\n- name: a\n  description: d\n  route: [x]\n- name: a\n  description: d\n  route: [y]\n",
-                "tools.yaml:5:9: tools[1].name: expected a tool name not used before, got \"a\" again",
+                "tools.yaml:5:3: tools[1].name: expected a tool name not used before, got \"a\" again",
             ),
             (
                 "tools:\n- name: a\n  description: d\n  route: [x]\n  timeout: soon\n",
-                "tools.yaml:5:12: tools[0].timeout: expected a positive number of seconds or a duration such as 30s or 5m, got string \"soon\"",
+                "tools.yaml:5:3: tools[0].timeout: expected a positive number of seconds or a duration such as 30s or 5m, got string \"soon\"",
             ),
         ];
-        for (text, want) in cases {
-            assert_eq!(parse(text).unwrap_err().to_string(), want, "{text}");
-        }
+        // Positions are those of the field's key, as in render's errors.
+        let wrong: Vec<String> = cases
+            .iter()
+            .map(|(text, want)| (parse(text).unwrap_err().to_string(), *want))
+            .filter(|(got, want)| got != want)
+            .map(|(got, want)| format!("got  {got}\nwant {want}"))
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]

@@ -37,21 +37,29 @@ fn error(status: StatusCode, kind: &str, message: impl Into<String>, extra: Valu
 
 fn store_error(e: StoreError) -> Response {
     tracing::error!(error = %e, "task store failed");
-    error(StatusCode::SERVICE_UNAVAILABLE, "StoreError", e.to_string(), Value::Null)
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "StoreError",
+        e.to_string(),
+        Value::Null,
+    )
 }
 
 /// Parses a JSON body into `T`; the error names the field and what was wrong.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let msg = if path == "." {
+        if path == "." {
             format!("request body: {}", e.inner())
         } else {
             format!("request body: {path}: {}", e.inner())
-        };
-        error(StatusCode::BAD_REQUEST, "BadRequest", msg, Value::Null)
+        }
     })
+}
+
+fn bad_request(message: String) -> Response {
+    error(StatusCode::BAD_REQUEST, "BadRequest", message, Value::Null)
 }
 
 /// The API router (with `/mcp` nested by the caller, see [`crate::serve`]).
@@ -85,7 +93,7 @@ struct CreateTask {
 async fn create_task(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
     let req: CreateTask = match parse_body(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(msg) => return bad_request(msg),
     };
     match gw.start(&req.tool, req.arguments.as_ref()).await {
         Ok(task) => (
@@ -100,9 +108,12 @@ async fn create_task(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
 
 fn start_error(e: StartError) -> Response {
     match e {
-        StartError::UnknownTool { .. } => {
-            error(StatusCode::NOT_FOUND, "UnknownTool", e.to_string(), Value::Null)
-        }
+        StartError::UnknownTool { .. } => error(
+            StatusCode::NOT_FOUND,
+            "UnknownTool",
+            e.to_string(),
+            Value::Null,
+        ),
         StartError::Arguments(a) => error(
             StatusCode::BAD_REQUEST,
             "InvalidArguments",
@@ -112,7 +123,12 @@ fn start_error(e: StartError) -> Response {
         StartError::Store(s) => store_error(s),
         StartError::Publish { ref task, .. } => {
             let t = task.to_json();
-            error(StatusCode::BAD_GATEWAY, "PublishError", e.to_string(), json!({"task": t}))
+            error(
+                StatusCode::BAD_GATEWAY,
+                "PublishError",
+                e.to_string(),
+                json!({"task": t}),
+            )
         }
     }
 }
@@ -126,7 +142,12 @@ async fn get_task(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Res
 }
 
 fn not_found(id: &str) -> Response {
-    error(StatusCode::NOT_FOUND, "TaskNotFound", format!("no task {id:?}"), Value::Null)
+    error(
+        StatusCode::NOT_FOUND,
+        "TaskNotFound",
+        format!("no task {id:?}"),
+        Value::Null,
+    )
 }
 
 /// SSE: every update of the task in order (event `update`, id = the update's seq), the
@@ -186,7 +207,7 @@ async fn mesh_progress(
 ) -> Response {
     let p: Progress = match parse_body(&body) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(msg) => return bad_request(msg),
     };
     let Some(step) = ActorStep::parse(&p.status) else {
         return error(
@@ -200,11 +221,9 @@ async fn mesh_progress(
         );
     };
     let actor = p.curr.filter(|c| !c.is_empty());
-    let message = p.message.or_else(|| {
-        actor
-            .as_ref()
-            .map(|a| format!("{a}: {}", step.as_str()))
-    });
+    let message = p
+        .message
+        .or_else(|| actor.as_ref().map(|a| format!("{a}: {}", step.as_str())));
     let update = NewUpdate {
         status: TaskStatus::Running,
         progress: route_progress(p.prev.len(), p.next.len(), step),
@@ -241,7 +260,7 @@ async fn mesh_final(
 ) -> Response {
     let f: Final = match parse_body(&body) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(msg) => return bad_request(msg),
     };
     let update = match f.status.as_str() {
         "succeeded" => NewUpdate {
@@ -285,7 +304,9 @@ async fn mesh_final(
 /// report (a reporter must not retry it); 404 for an unknown task.
 fn applied(id: &str, r: Result<Applied, StoreError>) -> Response {
     match r {
-        Ok(Applied::Applied(u)) => axum::Json(json!({"applied": true, "seq": u.seq})).into_response(),
+        Ok(Applied::Applied(u)) => {
+            axum::Json(json!({"applied": true, "seq": u.seq})).into_response()
+        }
         Ok(Applied::Stale(s)) => {
             axum::Json(json!({"applied": false, "status": s.as_str()})).into_response()
         }

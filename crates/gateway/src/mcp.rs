@@ -72,7 +72,8 @@ pub fn call_result(task: &Task) -> CallToolResult {
                 "task {} failed: {kind}: {message}",
                 task.id
             ))]);
-            r.structured_content = Some(json!({"task_id": task.id, "status": "failed", "error": error}));
+            r.structured_content =
+                Some(json!({"task_id": task.id, "status": "failed", "error": error}));
             r
         }
         TaskStatus::Pending | TaskStatus::Running => {
@@ -101,7 +102,10 @@ pub fn call_result(task: &Task) -> CallToolResult {
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("asya-gateway", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new(
+                "asya-gateway",
+                env!("CARGO_PKG_VERSION"),
+            ))
             .with_instructions(
                 "Each tool starts an Asya actor pipeline and returns its result; a call that \
                  outlasts the tool's timeout returns the task id and a link to follow it.",
@@ -118,7 +122,13 @@ impl ServerHandler for McpServer {
             .tools
             .tools
             .iter()
-            .map(|t| McpTool::new(t.name.clone(), t.description.clone(), Arc::new(t.input_schema())))
+            .map(|t| {
+                McpTool::new(
+                    t.name.clone(),
+                    t.description.clone(),
+                    Arc::new(t.input_schema()),
+                )
+            })
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -134,7 +144,9 @@ impl ServerHandler for McpServer {
             Err(StartError::Arguments(a)) => {
                 return Err(ErrorData::invalid_params(
                     a.to_string(),
-                    Some(json!({"parameter": a.parameter, "expected": a.expected, "found": a.found})),
+                    Some(
+                        json!({"parameter": a.parameter, "expected": a.expected, "found": a.found}),
+                    ),
                 ));
             }
             Err(e @ StartError::UnknownTool { .. }) => {
@@ -159,7 +171,8 @@ impl ServerHandler for McpServer {
             }
             last = Some(u.progress);
             if let Some(token) = &token {
-                let mut p = ProgressNotificationParam::new(token.clone(), u.progress).with_total(100.0);
+                let mut p =
+                    ProgressNotificationParam::new(token.clone(), u.progress).with_total(100.0);
                 if let Some(m) = &u.message {
                     p = p.with_message(m.clone());
                 }

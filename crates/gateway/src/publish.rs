@@ -43,7 +43,7 @@ impl BrokerSettings {
                 get(k)
             }
         };
-        let env = SidecarEnv::from_env(&lookup).map_err(|e| SettingsError {
+        let env = SidecarEnv::from_env(lookup).map_err(|e| SettingsError {
             var: e.var.to_string(),
             reason: e.reason,
         })?;
@@ -139,8 +139,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn read(pairs: &[(&str, &str)]) -> Result<BrokerSettings, SettingsError> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         BrokerSettings::from_env(|k| m.get(k).cloned())
     }
 

@@ -115,13 +115,15 @@ impl Gateway {
                 },
             )
             .await?;
-            let task = self.store.get(&id).await?.ok_or_else(|| {
-                StoreError::Corrupt {
+            let task = self
+                .store
+                .get(&id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt {
                     id: id.clone(),
                     column: "id",
                     reason: "task vanished after it was created".into(),
-                }
-            })?;
+                })?;
             return Err(StartError::Publish {
                 task: Box::new(task),
                 actor: first.clone(),
@@ -173,7 +175,10 @@ impl Gateway {
 
     /// Every update of task `id` in order, from the first, then live ones as they are
     /// applied; ends after the terminal one. The task must exist.
-    pub fn follow(self: &Arc<Self>, id: &str) -> impl Stream<Item = Result<Update, StoreError>> + Send + 'static {
+    pub fn follow(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> impl Stream<Item = Result<Update, StoreError>> + Send + 'static {
         let state = Follow {
             gw: self.clone(),
             id: id.to_string(),

@@ -38,7 +38,7 @@ pub enum StoreError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
     /// Stored; the task moved on.
-    Applied(Update),
+    Applied(Box<Update>),
     /// Not applied: the task is already `current` (finished, or further along).
     Stale(TaskStatus),
     /// No such task.
@@ -150,7 +150,11 @@ fn corrupt(id: &str, column: &'static str, reason: impl ToString) -> StoreError 
     }
 }
 
-fn parse_json(id: &str, column: &'static str, text: Option<String>) -> Result<Option<Value>, StoreError> {
+fn parse_json(
+    id: &str,
+    column: &'static str,
+    text: Option<String>,
+) -> Result<Option<Value>, StoreError> {
     text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(id, column, e)))
         .transpose()
 }
@@ -235,7 +239,8 @@ impl Store {
                 // Readers (SSE, GET) do not block the writer (mesh updates).
                 opts = opts.journal_mode(SqliteJournalMode::Wal);
             }
-            let mut pool_opts = SqlitePoolOptions::new().max_connections(if memory { 1 } else { 4 });
+            let mut pool_opts =
+                SqlitePoolOptions::new().max_connections(if memory { 1 } else { 4 });
             if memory {
                 // An in-memory database lives as long as a connection to it: keep one forever.
                 pool_opts = pool_opts
@@ -361,7 +366,7 @@ impl Store {
             let seq: i64 = row.try_get("seq")?;
             let progress: f64 = row.try_get("progress")?;
             tx.commit().await?;
-            Ok(Applied::Applied(Update {
+            Ok(Applied::Applied(Box::new(Update {
                 seq,
                 task_id: id.to_string(),
                 status: u.status,
@@ -371,7 +376,7 @@ impl Store {
                 result: u.result.clone(),
                 error: u.error.clone(),
                 created_at: now,
-            }))
+            })))
         })
     }
 

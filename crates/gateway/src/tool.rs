@@ -49,7 +49,9 @@ impl ParamType {
     /// `a string`, `an integer`, ... for messages.
     pub fn with_article(self) -> String {
         match self {
-            ParamType::Integer | ParamType::Object | ParamType::Array => format!("an {}", self.name()),
+            ParamType::Integer | ParamType::Object | ParamType::Array => {
+                format!("an {}", self.name())
+            }
             _ => format!("a {}", self.name()),
         }
     }
@@ -108,7 +110,11 @@ pub struct ArgumentError {
 impl fmt::Display for ArgumentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.parameter.is_empty() {
-            write!(f, "tool {}: arguments: expected {}, got {}", self.tool, self.expected, self.found)
+            write!(
+                f,
+                "tool {}: arguments: expected {}, got {}",
+                self.tool, self.expected, self.found
+            )
         } else {
             write!(
                 f,
@@ -159,7 +165,10 @@ impl Tool {
 
     /// Checks `args` against the parameters and returns them with defaults applied, in
     /// declaration order. `None` counts as no arguments.
-    pub fn check_arguments(&self, args: Option<&Value>) -> Result<Map<String, Value>, ArgumentError> {
+    pub fn check_arguments(
+        &self,
+        args: Option<&Value>,
+    ) -> Result<Map<String, Value>, ArgumentError> {
         let err = |parameter: &str, expected: String, found: String| ArgumentError {
             tool: self.name.clone(),
             parameter: parameter.to_string(),
@@ -171,7 +180,11 @@ impl Tool {
             None | Some(Value::Null) => &empty,
             Some(Value::Object(m)) => m,
             Some(other) => {
-                return Err(err("", "a JSON object of named arguments".into(), describe(other)));
+                return Err(err(
+                    "",
+                    "a JSON object of named arguments".into(),
+                    describe(other),
+                ));
             }
         };
         if let Some(unknown) = given
@@ -263,7 +276,10 @@ mod tests {
         let out = tool()
             .check_arguments(Some(&json!({"n": 3, "text": "hi"})))
             .unwrap();
-        assert_eq!(Value::Object(out.clone()), json!({"text": "hi", "model": "small", "n": 3}));
+        assert_eq!(
+            Value::Object(out.clone()),
+            json!({"text": "hi", "model": "small", "n": 3})
+        );
         let keys: Vec<_> = out.keys().cloned().collect();
         assert_eq!(keys, ["text", "model", "n"]);
     }
@@ -272,15 +288,36 @@ mod tests {
     fn every_error_names_the_parameter_expected_and_found() {
         let t = tool();
         let cases = [
-            (json!({}), "tool t: parameter text: expected a string (the parameter is required), got nothing"),
-            (json!({"text": 3}), "tool t: parameter text: expected a string, got number 3"),
-            (json!({"text": "x", "model": "huge"}), "tool t: parameter model: expected one of [\"small\",\"large\"], got string \"huge\""),
-            (json!({"text": "x", "n": 1.5}), "tool t: parameter n: expected an integer, got number 1.5"),
-            (json!({"text": "x", "colour": 1}), "tool t: parameter colour: expected one of the parameters text, model, n, got an unknown parameter"),
-            (json!([1]), "tool t: arguments: expected a JSON object of named arguments, got a list of 1"),
+            (
+                json!({}),
+                "tool t: parameter text: expected a string (the parameter is required), got nothing",
+            ),
+            (
+                json!({"text": 3}),
+                "tool t: parameter text: expected a string, got number 3",
+            ),
+            (
+                json!({"text": "x", "model": "huge"}),
+                "tool t: parameter model: expected one of [\"small\",\"large\"], got string \"huge\"",
+            ),
+            (
+                json!({"text": "x", "n": 1.5}),
+                "tool t: parameter n: expected an integer, got number 1.5",
+            ),
+            (
+                json!({"text": "x", "colour": 1}),
+                "tool t: parameter colour: expected one of the parameters text, model, n, got an unknown parameter",
+            ),
+            (
+                json!([1]),
+                "tool t: arguments: expected a JSON object of named arguments, got a list of 1",
+            ),
         ];
         for (args, want) in cases {
-            assert_eq!(t.check_arguments(Some(&args)).unwrap_err().to_string(), want);
+            assert_eq!(
+                t.check_arguments(Some(&args)).unwrap_err().to_string(),
+                want
+            );
         }
     }
 }

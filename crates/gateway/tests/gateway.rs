@@ -48,14 +48,20 @@ fn unique(prefix: &str) -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{prefix}{}x{}", std::process::id(), nanos % 1_000_000_000_000)
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
 }
 
 fn rabbit_url() -> Option<String> {
     match std::env::var("ASYA_TEST_RABBITMQ_URL") {
         Ok(u) => Some(u),
         Err(_) => {
-            eprintln!("SKIPPED: ASYA_TEST_RABBITMQ_URL unset; run `eval \"$(bash tests/servers/up.sh)\"`");
+            eprintln!(
+                "SKIPPED: ASYA_TEST_RABBITMQ_URL unset; run `eval \"$(bash tests/servers/up.sh)\"`"
+            );
             None
         }
     }
@@ -79,7 +85,9 @@ async fn database(db: Db, dir: &tempfile::TempDir) -> Option<String> {
             let mut conn = match sqlx::PgConnection::connect(&admin).await {
                 Ok(c) => c,
                 Err(e) if explicit.is_none() => {
-                    eprintln!("SKIPPED: no PostgreSQL at {admin} ({e}); set ASYA_TEST_POSTGRES_URL");
+                    eprintln!(
+                        "SKIPPED: no PostgreSQL at {admin} ({e}); set ASYA_TEST_POSTGRES_URL"
+                    );
                     return None;
                 }
                 Err(e) => panic!("PostgreSQL at {admin}: {e}"),
@@ -165,9 +173,12 @@ impl Harness {
 
     /// A consumer of `actor`'s queue (declared now, so nothing published later is lost).
     async fn consumer(&self, actor: &str) -> RabbitMq {
-        RabbitMq::consume(RabbitMqConfig::new(self.rabbit.clone(), self.namespace.clone()), actor)
-            .await
-            .unwrap()
+        RabbitMq::consume(
+            RabbitMqConfig::new(self.rabbit.clone(), self.namespace.clone()),
+            actor,
+        )
+        .await
+        .unwrap()
     }
 
     async fn post(&self, url: String, body: Value) -> (u16, Value) {
@@ -177,12 +188,24 @@ impl Harness {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.api)).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn progress(&self, id: &str, prev: &[&str], curr: &str, next: &[&str], step: &str) -> Value {
+    async fn progress(
+        &self,
+        id: &str,
+        prev: &[&str],
+        curr: &str,
+        next: &[&str],
+        step: &str,
+    ) -> Value {
         let (s, v) = self
             .post(
                 format!("{}/mesh/{id}/progress", self.mesh),
@@ -194,7 +217,9 @@ impl Harness {
     }
 
     async fn finish(&self, id: &str, body: Value) -> Value {
-        let (s, v) = self.post(format!("{}/mesh/{id}/final", self.mesh), body).await;
+        let (s, v) = self
+            .post(format!("{}/mesh/{id}/final", self.mesh), body)
+            .await;
         assert_eq!(s, 200, "{v}");
         v
     }
@@ -254,14 +279,22 @@ async fn nothing_arrives(t: &RabbitMq) {
 /// listener move the task along; GET and the SSE stream show every update in order, then
 /// the result.
 async fn task_runs_through_rest_mesh_and_sse(db: Db) {
-    let Some(mut h) = Harness::start(db).await else { return };
+    let Some(mut h) = Harness::start(db).await else {
+        return;
+    };
     let first = h.consumer("text-preprocess").await;
     let (s, task) = h
-        .post(format!("{}/tasks", h.api), json!({"tool": "text-processor", "arguments": {"text": "hello"}}))
+        .post(
+            format!("{}/tasks", h.api),
+            json!({"tool": "text-processor", "arguments": {"text": "hello"}}),
+        )
         .await;
     assert_eq!(s, 201, "{task}");
     assert_eq!(task["status"], "pending");
-    assert_eq!(task["arguments"], json!({"text": "hello", "model": "small"}));
+    assert_eq!(
+        task["arguments"],
+        json!({"text": "hello", "model": "small"})
+    );
     let id = task["id"].as_str().unwrap().to_string();
 
     let env = receive(&first).await;
@@ -274,16 +307,40 @@ async fn task_runs_through_rest_mesh_and_sse(db: Db) {
     assert_eq!(env["headers"]["x-asya-gateway-url"], h.mesh.as_str());
     assert_eq!(env["status"]["phase"], "pending");
 
-    h.progress(&id, &[], "text-preprocess", &["text-infer", "text-postprocess"], "received").await;
-    h.progress(&id, &[], "text-preprocess", &["text-infer", "text-postprocess"], "completed").await;
-    h.progress(&id, &["text-preprocess"], "text-infer", &["text-postprocess"], "processing").await;
+    h.progress(
+        &id,
+        &[],
+        "text-preprocess",
+        &["text-infer", "text-postprocess"],
+        "received",
+    )
+    .await;
+    h.progress(
+        &id,
+        &[],
+        "text-preprocess",
+        &["text-infer", "text-postprocess"],
+        "completed",
+    )
+    .await;
+    h.progress(
+        &id,
+        &["text-preprocess"],
+        "text-infer",
+        &["text-postprocess"],
+        "processing",
+    )
+    .await;
     let (_, mid) = h.get(&format!("/tasks/{id}")).await;
     assert_eq!(mid["status"], "running");
     assert_eq!(mid["actor"], "text-infer");
     assert_eq!(mid["progress"], json!(50.0));
 
     let done = h
-        .finish(&id, json!({"status": "succeeded", "result": {"text": "HELLO"}, "actor": "x-sink"}))
+        .finish(
+            &id,
+            json!({"status": "succeeded", "result": {"text": "HELLO"}, "actor": "x-sink"}),
+        )
         .await;
     assert_eq!(done["applied"], true);
     let (s, t) = h.get(&format!("/tasks/{id}")).await;
@@ -313,7 +370,10 @@ async fn task_runs_through_rest_mesh_and_sse(db: Db) {
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );
-    let seqs: Vec<i64> = events.iter().map(|(_, id, _)| id.parse().unwrap()).collect();
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|(_, id, _)| id.parse().unwrap())
+        .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert!(events.iter().all(|(e, _, _)| e == "update"));
     assert_eq!(events.last().unwrap().2["result"], json!({"text": "HELLO"}));
@@ -323,29 +383,51 @@ async fn task_runs_through_rest_mesh_and_sse(db: Db) {
 /// A stream opened before the task finishes gets the live updates and ends with the
 /// failure (type and message).
 async fn live_stream_ends_with_the_failure(db: Db) {
-    let Some(mut h) = Harness::start(db).await else { return };
+    let Some(mut h) = Harness::start(db).await else {
+        return;
+    };
     let first = h.consumer("text-preprocess").await;
     let (_, task) = h
-        .post(format!("{}/tasks", h.api), json!({"tool": "text-processor", "arguments": {"text": "x", "model": "large"}}))
+        .post(
+            format!("{}/tasks", h.api),
+            json!({"tool": "text-processor", "arguments": {"text": "x", "model": "large"}}),
+        )
         .await;
     let id = task["id"].as_str().unwrap().to_string();
     receive(&first).await;
     let reader = {
         let (http, api, id) = (h.http.clone(), h.api.clone(), id.clone());
         tokio::spawn(async move {
-            let r = http.get(format!("{api}/tasks/{id}/stream")).send().await.unwrap();
-            tokio::time::timeout(Duration::from_secs(20), r.text()).await.unwrap().unwrap()
+            let r = http
+                .get(format!("{api}/tasks/{id}/stream"))
+                .send()
+                .await
+                .unwrap();
+            tokio::time::timeout(Duration::from_secs(20), r.text())
+                .await
+                .unwrap()
+                .unwrap()
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    h.progress(&id, &[], "text-preprocess", &["text-infer", "text-postprocess"], "processing").await;
+    h.progress(
+        &id,
+        &[],
+        "text-preprocess",
+        &["text-infer", "text-postprocess"],
+        "processing",
+    )
+    .await;
     h.finish(
         &id,
         json!({"status": "failed", "error": {"type": "ValueError", "message": "bad text"}, "actor": "text-preprocess"}),
     )
     .await;
     let events = parse_sse(&reader.await.unwrap());
-    let statuses: Vec<&str> = events.iter().map(|(_, _, d)| d["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = events
+        .iter()
+        .map(|(_, _, d)| d["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["pending", "running", "failed"]);
     assert_eq!(
         events[2].2["error"],
@@ -356,10 +438,15 @@ async fn live_stream_ends_with_the_failure(db: Db) {
 
 /// Bad arguments name the parameter, expected and found; nothing is published.
 async fn bad_arguments_publish_nothing(db: Db) {
-    let Some(mut h) = Harness::start(db).await else { return };
+    let Some(mut h) = Harness::start(db).await else {
+        return;
+    };
     let first = h.consumer("text-preprocess").await;
     let (s, e) = h
-        .post(format!("{}/tasks", h.api), json!({"tool": "text-processor", "arguments": {"text": 42}}))
+        .post(
+            format!("{}/tasks", h.api),
+            json!({"tool": "text-processor", "arguments": {"text": 42}}),
+        )
         .await;
     assert_eq!(s, 400);
     assert_eq!(
@@ -370,13 +457,17 @@ async fn bad_arguments_publish_nothing(db: Db) {
             "parameter": "text", "expected": "a string", "found": "number 42",
         })
     );
-    let (s, e) = h.post(format!("{}/tasks", h.api), json!({"tool": "nope"})).await;
+    let (s, e) = h
+        .post(format!("{}/tasks", h.api), json!({"tool": "nope"}))
+        .await;
     assert_eq!(s, 404);
     assert_eq!(
         e["error"]["message"],
         "unknown tool \"nope\"; configured tools: text-processor, slow"
     );
-    let (s, e) = h.post(format!("{}/tasks", h.api), json!({"tol": "x"})).await;
+    let (s, e) = h
+        .post(format!("{}/tasks", h.api), json!({"tol": "x"}))
+        .await;
     assert_eq!(s, 400, "{e}");
     nothing_arrives(&first).await;
     h.shutdown().await;
@@ -384,25 +475,39 @@ async fn bad_arguments_publish_nothing(db: Db) {
 
 /// Reports after the final one, repeated finals and unknown tasks change nothing.
 async fn late_reports_are_not_applied(db: Db) {
-    let Some(mut h) = Harness::start(db).await else { return };
+    let Some(mut h) = Harness::start(db).await else {
+        return;
+    };
     let (_, task) = h
-        .post(format!("{}/tasks", h.api), json!({"tool": "text-processor", "arguments": {"text": "x"}}))
+        .post(
+            format!("{}/tasks", h.api),
+            json!({"tool": "text-processor", "arguments": {"text": "x"}}),
+        )
         .await;
     let id = task["id"].as_str().unwrap().to_string();
-    h.finish(&id, json!({"status": "succeeded", "result": 1})).await;
+    h.finish(&id, json!({"status": "succeeded", "result": 1}))
+        .await;
     let late = h.progress(&id, &["a"], "b", &[], "completed").await;
     assert_eq!(late, json!({"applied": false, "status": "succeeded"}));
-    let again = h.finish(&id, json!({"status": "failed", "error": "boom"})).await;
+    let again = h
+        .finish(&id, json!({"status": "failed", "error": "boom"}))
+        .await;
     assert_eq!(again, json!({"applied": false, "status": "succeeded"}));
     let (_, t) = h.get(&format!("/tasks/{id}")).await;
     assert_eq!(t["status"], "succeeded");
     assert_eq!(t["result"], 1);
     let (s, _) = h
-        .post(format!("{}/mesh/nope/final", h.mesh), json!({"status": "succeeded"}))
+        .post(
+            format!("{}/mesh/nope/final", h.mesh),
+            json!({"status": "succeeded"}),
+        )
         .await;
     assert_eq!(s, 404);
     let (s, e) = h
-        .post(format!("{}/mesh/{id}/progress", h.mesh), json!({"status": "dancing"}))
+        .post(
+            format!("{}/mesh/{id}/progress", h.mesh),
+            json!({"status": "dancing"}),
+        )
         .await;
     assert_eq!(s, 400);
     assert_eq!(
@@ -416,15 +521,28 @@ async fn late_reports_are_not_applied(db: Db) {
 
 /// A task started before a restart is completed after it (same database).
 async fn task_survives_a_restart(db: Db) {
-    let Some(mut h) = Harness::start(db).await else { return };
+    let Some(mut h) = Harness::start(db).await else {
+        return;
+    };
     let (_, task) = h
-        .post(format!("{}/tasks", h.api), json!({"tool": "text-processor", "arguments": {"text": "x"}}))
+        .post(
+            format!("{}/tasks", h.api),
+            json!({"tool": "text-processor", "arguments": {"text": "x"}}),
+        )
         .await;
     let id = task["id"].as_str().unwrap().to_string();
-    h.progress(&id, &[], "text-preprocess", &["text-infer", "text-postprocess"], "completed").await;
+    h.progress(
+        &id,
+        &[],
+        "text-preprocess",
+        &["text-infer", "text-postprocess"],
+        "completed",
+    )
+    .await;
     h.shutdown().await;
     h.boot().await;
-    h.finish(&id, json!({"status": "succeeded", "result": "ok"})).await;
+    h.finish(&id, json!({"status": "succeeded", "result": "ok"}))
+        .await;
     let (_, t) = h.get(&format!("/tasks/{id}")).await;
     assert_eq!(t["status"], "succeeded");
     assert_eq!(t["result"], "ok");
@@ -471,10 +589,13 @@ mod mcp {
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
     use rmcp::{ClientHandler, RoleClient, ServiceExt};
 
+    /// One progress notification: value and message.
+    type Seen = (f64, Option<String>);
+
     /// Records progress notifications.
     #[derive(Clone, Default)]
     struct Client {
-        progress: Arc<Mutex<Vec<(f64, Option<String>)>>>,
+        progress: Arc<Mutex<Vec<Seen>>>,
     }
 
     impl ClientHandler for Client {
@@ -501,13 +622,19 @@ mod mcp {
     /// progress notifications in route order, and the result is the call's answer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rmcp_client_lists_and_calls_a_tool() {
-        let Some(mut h) = Harness::start(Db::Sqlite).await else { return };
+        let Some(mut h) = Harness::start(Db::Sqlite).await else {
+            return;
+        };
         let first = h.consumer("text-preprocess").await;
         let recorder = Client::default();
         let transport = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", h.api)),
         );
-        let client = recorder.clone().serve(transport).await.expect("MCP initialize");
+        let client = recorder
+            .clone()
+            .serve(transport)
+            .await
+            .expect("MCP initialize");
 
         let tools = client.list_all_tools().await.unwrap();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
@@ -534,7 +661,11 @@ mod mcp {
                 let route = ["text-preprocess", "text-infer", "text-postprocess"];
                 for (i, actor) in route.iter().enumerate() {
                     let body = json!({"prev": route[..i], "curr": actor, "next": route[i + 1..], "status": "completed"});
-                    http.post(format!("{mesh}/mesh/{id}/progress")).json(&body).send().await.unwrap();
+                    http.post(format!("{mesh}/mesh/{id}/progress"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
                 }
                 let text = env["payload"]["text"].as_str().unwrap().to_uppercase();
                 http.post(format!("{mesh}/mesh/{id}/final"))
@@ -566,14 +697,28 @@ mod mcp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let progress: Vec<f64> = recorder.progress.lock().unwrap().iter().map(|p| p.0).collect();
+        let progress: Vec<f64> = recorder
+            .progress
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p.0)
+            .collect();
         // pending (0), then each actor completed (1/3, 2/3, 3/3 of the route); the final
         // update adds no progress, so no notification.
         let want = [0.0, 100.0 / 3.0, 200.0 / 3.0, 100.0];
         assert_eq!(progress.len(), want.len(), "{progress:?}");
-        assert!(progress.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-9), "{progress:?}");
-        let messages: Vec<Option<String>> =
-            recorder.progress.lock().unwrap().iter().map(|p| p.1.clone()).collect();
+        assert!(
+            progress.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-9),
+            "{progress:?}"
+        );
+        let messages: Vec<Option<String>> = recorder
+            .progress
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p.1.clone())
+            .collect();
         assert_eq!(
             messages,
             [
@@ -591,7 +736,9 @@ mod mcp {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("parameter model: expected one of [\"small\",\"large\"], got string \"huge\""),
+            err.contains(
+                "parameter model: expected one of [\"small\",\"large\"], got string \"huge\""
+            ),
             "{err}"
         );
         nothing_arrives(&h.consumer("text-preprocess").await).await;
@@ -632,7 +779,7 @@ fn binary_rejects_a_bad_tools_file_with_its_position() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let want = format!(
-        "{}:7:13: tools[0].parameters.n.type: expected one of string, number, integer, boolean, object, array, got \"int\"",
+        "{}:7:7: tools[0].parameters.n.type: expected one of string, number, integer, boolean, object, array, got \"int\"",
         file.display()
     );
     assert!(err.contains(&want), "{err}");
