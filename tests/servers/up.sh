@@ -3,7 +3,10 @@
 #   - RabbitMQ on 127.0.0.1:5672 (guest/guest): installed from Debian if missing,
 #     started if down, left alone if already running;
 #   - moto server (SQS + S3 emulator, from PyPI) on 127.0.0.1:${ASYA_MOTO_PORT:-5055},
-#     installed into the project-local virtualenv .venv, started in the background.
+#     installed into the project-local virtualenv .venv, started in the background;
+#   - PostgreSQL on 127.0.0.1:5432 (the gateway's task store): installed from Debian if
+#     missing, its cluster started if down; the tests connect as `postgres` over TCP (trust
+#     auth on this machine kind) and create a database per test.
 # Also creates .venv with pytest for the runtime's tests.
 # Prints `export` lines for the tests' environment; `source <(tests/servers/up.sh)` works.
 set -euo pipefail
@@ -23,7 +26,8 @@ wait_port() { # port seconds
 if ! command -v rabbitmq-server >/dev/null 2>&1; then
   log "installing rabbitmq-server"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends rabbitmq-server >/dev/null
 fi
 if ! port_open 5672; then
   log "starting RabbitMQ"
@@ -34,6 +38,30 @@ fi
 rabbitmqctl -q start_app >/dev/null 2>&1 || true
 wait_port 5672 60 || { log "RabbitMQ not listening"; exit 1; }
 log "RabbitMQ ready on 127.0.0.1:5672"
+
+# ---------------------------------------------------------------- PostgreSQL
+if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+  log "installing postgresql"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+if ! port_open 5432; then
+  log "starting PostgreSQL"
+  for v in /etc/postgresql/*/; do
+    pg_ctlcluster --skip-systemctl-redirect "$(basename "$v")" main start >&2 || true
+  done
+  wait_port 5432 60 || { log "PostgreSQL did not open 5432"; exit 1; }
+fi
+PG_URL=postgres://postgres@127.0.0.1:5432/postgres
+if command -v psql >/dev/null 2>&1 && ! psql "$PG_URL" -qAtc 'select 1' >/dev/null 2>&1; then
+  # A fresh Debian cluster asks for a password over TCP: trust loopback for the tests.
+  for hba in /etc/postgresql/*/main/pg_hba.conf; do
+    grep -q '^host all all 127.0.0.1/32 trust' "$hba" || sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  done
+  for v in /etc/postgresql/*/; do pg_ctlcluster --skip-systemctl-redirect "$(basename "$v")" main reload >&2 || true; done
+fi
+log "PostgreSQL ready on 127.0.0.1:5432"
 
 # ---------------------------------------------------------------- Python venv
 VENV="$ROOT/.venv"
@@ -57,6 +85,7 @@ log "moto ready on 127.0.0.1:$MOTO_PORT"
 
 cat <<ENV
 export ASYA_TEST_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/%2f
+export ASYA_TEST_POSTGRES_URL=$PG_URL
 export ASYA_TEST_AWS_ENDPOINT=http://127.0.0.1:$MOTO_PORT
 export AWS_ACCESS_KEY_ID=\${AWS_ACCESS_KEY_ID:-testing}
 export AWS_SECRET_ACCESS_KEY=\${AWS_SECRET_ACCESS_KEY:-testing}

@@ -1,0 +1,68 @@
+//! The Asya gateway: MCP tools and a REST API that start actor pipelines, a task store
+//! (PostgreSQL or SQLite) and live progress reported by the pipeline.
+//!
+//! - [`config`]: the tools file, read once into typed config;
+//! - [`tool`]: parameters, the JSON Schema agents see, argument checks;
+//! - [`store`]: tasks and their updates (sqlx, embedded migrations);
+//! - [`publish`]: envelopes onto the first actor's queue (the transport crate);
+//! - [`service`]: start a task, apply reports, follow a task;
+//! - [`http`]: the API and mesh listeners; [`mcp`]: the MCP server at `/mcp`.
+
+pub mod config;
+pub mod http;
+pub mod mcp;
+pub mod publish;
+pub mod service;
+pub mod store;
+pub mod task;
+pub mod tool;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+
+pub use service::Gateway;
+
+/// The API router with the MCP endpoint at `/mcp`. `allowed_hosts`: `Host` values MCP
+/// accepts (rmcp guards against DNS rebinding; empty keeps its loopback-only default).
+pub fn api_app(gw: Arc<Gateway>, allowed_hosts: &[String]) -> axum::Router {
+    // Stateless: any replica can answer any request (no session affinity needed).
+    let mut cfg = StreamableHttpServerConfig::default().with_legacy_session_mode(false);
+    if !allowed_hosts.is_empty() {
+        cfg.allowed_hosts = allowed_hosts.to_vec();
+    }
+    let for_mcp = gw.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(mcp::McpServer::new(for_mcp.clone())),
+        Arc::new(LocalSessionManager::default()),
+        cfg,
+    );
+    http::api_router(gw).nest_service("/mcp", mcp)
+}
+
+/// Serves the API on `api` and the mesh endpoints on `mesh` until `shutdown` resolves.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    api: TcpListener,
+    mesh: TcpListener,
+    allowed_hosts: &[String],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let api_srv = axum::serve(api, api_app(gw.clone(), allowed_hosts))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let mesh_srv =
+        axum::serve(mesh, http::mesh_router(gw)).with_graceful_shutdown(stopped(stop_rx));
+    let (a, m) = tokio::join!(api_srv, mesh_srv);
+    a.and(m)
+}

@@ -1,0 +1,165 @@
+//! Publishing envelopes to the first actor of a route, through the shared transport crate.
+//!
+//! The broker settings are the contract's (`ASYA_TRANSPORT`, `ASYA_NAMESPACE`,
+//! `ASYA_QUEUE_NAMING`, `ASYA_RABBITMQ_*`), read by [`SidecarEnv::from_env`] exactly as a
+//! sidecar reads them, so the gateway names queues as the actors do.
+
+use std::time::Duration;
+
+use asya_contract::{SidecarEnv, TransportKind, env as names};
+use asya_transport::rabbitmq::{RabbitMq, RabbitMqConfig};
+use asya_transport::{Transport, TransportError};
+use bytes::Bytes;
+
+/// The identity the gateway reads the contract's settings under (it consumes no queue).
+const GATEWAY_ACTOR: &str = "asya-gateway";
+
+/// Where the gateway publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerSettings {
+    pub transport: TransportKind,
+    pub namespace: String,
+    pub env: SidecarEnv,
+    /// The AMQP URL (RabbitMQ), password included.
+    pub rabbitmq_url: String,
+}
+
+/// A variable that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct SettingsError {
+    pub var: String,
+    pub reason: String,
+}
+
+impl BrokerSettings {
+    /// Reads the contract's variables through `get`. `ASYA_NAMESPACE` is required: queue
+    /// names carry it.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let lookup = |k: &str| {
+            if k == names::ACTOR_NAME {
+                Some(GATEWAY_ACTOR.to_string())
+            } else {
+                get(k)
+            }
+        };
+        let env = SidecarEnv::from_env(lookup).map_err(|e| SettingsError {
+            var: e.var.to_string(),
+            reason: e.reason,
+        })?;
+        let r = &env.rabbitmq;
+        let rabbitmq_url = match &r.url {
+            Some(u) => u.clone(),
+            None => format!(
+                "amqp://{}:{}@{}:{}/{}",
+                percent_encode(&r.username),
+                percent_encode(
+                    &get(names::RABBITMQ_PASSWORD)
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or_else(|| "guest".into())
+                ),
+                r.host,
+                r.port,
+                percent_encode(&r.vhost)
+            ),
+        };
+        Ok(BrokerSettings {
+            transport: env.transport,
+            namespace: env.namespace.clone(),
+            env,
+            rabbitmq_url,
+        })
+    }
+
+    /// The queue of `actor`, as the actor's sidecar names it.
+    pub fn queue_of(&self, actor: &str) -> String {
+        self.env.queue_naming.queue(&self.namespace, actor)
+    }
+}
+
+/// Percent-encodes a URL userinfo or path segment.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A connected publisher.
+pub enum Publisher {
+    RabbitMq(RabbitMq),
+}
+
+impl Publisher {
+    /// Connects to the broker of `s` (eagerly: a wrong URL fails at startup).
+    pub async fn connect(s: &BrokerSettings) -> Result<Publisher, TransportError> {
+        match s.transport {
+            TransportKind::RabbitMq => {
+                let mut cfg = RabbitMqConfig::new(s.rabbitmq_url.clone(), s.namespace.clone());
+                cfg.exchange = s.env.rabbitmq.exchange.clone();
+                cfg.naming = s.env.queue_naming;
+                cfg.connection_name = GATEWAY_ACTOR.into();
+                Ok(Publisher::RabbitMq(RabbitMq::connect(cfg).await?))
+            }
+            TransportKind::Sqs => Err(TransportError::Config(format!(
+                "{}=sqs: the gateway publishes to RabbitMQ only so far",
+                names::TRANSPORT
+            ))),
+        }
+    }
+
+    /// Publishes `body` to `actor`'s queue; returns once the broker confirmed it.
+    pub async fn publish(&self, actor: &str, body: Bytes) -> Result<(), TransportError> {
+        match self {
+            Publisher::RabbitMq(t) => t.publish(actor, body, Duration::ZERO).await,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        match self {
+            Publisher::RabbitMq(t) => t.is_connected(),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Publisher::RabbitMq(t) => t.close().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<BrokerSettings, SettingsError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BrokerSettings::from_env(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn settings_come_from_the_contract_names() {
+        let s = read(&[
+            (names::NAMESPACE, "prod"),
+            (names::RABBITMQ_HOST, "mq"),
+            (names::RABBITMQ_USERNAME, "u@x"),
+            (names::RABBITMQ_PASSWORD, "p/w"),
+        ])
+        .unwrap();
+        assert_eq!(s.rabbitmq_url, "amqp://u%40x:p%2Fw@mq:5672/%2F");
+        assert_eq!(s.queue_of("echo"), "asya-prod-echo");
+        let legacy = read(&[(names::NAMESPACE, "prod"), (names::QUEUE_NAMING, "legacy")]).unwrap();
+        assert_eq!(legacy.queue_of("echo"), "asya-echo");
+        let err = read(&[]).unwrap_err();
+        assert_eq!(err.var, names::NAMESPACE);
+    }
+}
