@@ -80,6 +80,9 @@ def test_dashboard_queries_only_documented_metrics():
 
 
 def test_flavors_installed_as_flavor_objects(helm, kubectl, namespace):
+    # Flavors are cluster-scoped: one left by another suite (applied with kubectl, not
+    # Helm) would make the install refuse to adopt it.
+    kubectl.run("delete", "flavor.asya.sh", "gpu-t4", "spot", "--ignore-not-found")
     helm.install("f", CHART, {"flavors": {"install": True, "only": ["gpu-t4", "spot"]}})
     try:
         for name in ("gpu-t4", "spot"):

@@ -92,6 +92,10 @@ def test_controller_converges_an_actor_with_the_charts_platform_and_rbac(helm, k
     try:
         actor = yaml.safe_load((ROOT / "examples/echo.yaml").read_text())
         actor["metadata"]["namespace"] = namespace
+        # The KEDA secret the platform names (the platform engineer's, not the chart's);
+        # without it the controller reports SecretMissing and the actor is Degraded.
+        kubectl.run("create", "secret", "generic", "rabbitmq-keda-secret", "-n", namespace,
+                    "--from-literal=managementUrl=http://guest:guest@127.0.0.1:15672/%2f")
         kubectl.run("apply", "-f", "-", stdin=yaml.safe_dump(actor))
 
         dep = wait_for("Deployment echo", lambda: kubectl.get("deployment", "-n", namespace, "echo"), proc=proc)

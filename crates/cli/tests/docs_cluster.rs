@@ -168,6 +168,20 @@ impl Drop for Cleanup<'_> {
             std::thread::sleep(Duration::from_millis(500));
         }
         let _ = kubectl(k, &["delete", "namespace", ns, "--wait=false"], "");
+        // The library's Flavors are cluster-scoped: leave none behind for the chart tests,
+        // which install the same names through Helm.
+        let flavors = repo_root().join("flavors").display().to_string();
+        let _ = kubectl(
+            k,
+            &[
+                "delete",
+                "-f",
+                &flavors,
+                "--ignore-not-found",
+                "--wait=false",
+            ],
+            "",
+        );
     }
 }
 
