@@ -33,7 +33,9 @@ if ! command -v kubectl >/dev/null; then
 fi
 
 # the tests render with the real `asya` (cargo's incremental build: quick when built)
-cargo build -q -p asya-cli --locked
+# the same features as the nextest build before it (building one package would unify
+# features differently and rebuild half the workspace): already fresh in tests/run.sh
+cargo build -q --workspace --all-targets --locked
 export ASYA_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/asya
 
 log "pytest tests/charts"

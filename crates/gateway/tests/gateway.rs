@@ -92,13 +92,53 @@ async fn database(db: Db, dir: &tempfile::TempDir) -> Option<String> {
                 }
                 Err(e) => panic!("PostgreSQL at {admin}: {e}"),
             };
-            let name = unique("gw");
+            drop_stale_databases(&mut conn).await;
+            let secs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            // `gw<unix seconds>x…`: a later run can tell this database's age.
+            let name = unique(&format!("gw{secs}x"));
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await
                 .expect("create database");
             let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
             Some(format!("{base}/{name}"))
+        }
+    }
+}
+
+/// Databases of earlier runs (`gw<unix seconds>x…`, older than an hour) are dropped, so
+/// the test server does not fill up; one still in use refuses and is left alone.
+async fn drop_stale_databases(conn: &mut sqlx::PgConnection) {
+    use sqlx::Row;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let Ok(rows) = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'gw%'")
+        .fetch_all(&mut *conn)
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let Ok(name) = row.try_get::<String, _>("datname") else {
+            continue;
+        };
+        let born = name
+            .strip_prefix("gw")
+            .and_then(|r| r.split('x').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        let safe = name.chars().all(|c| c.is_ascii_alphanumeric());
+        if safe && now.saturating_sub(born) > 3600 {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(&mut *conn)
+            .await;
         }
     }
 }
