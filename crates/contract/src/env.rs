@@ -170,6 +170,38 @@ pub struct RabbitMqEnv {
     pub prefetch: Option<u16>,
 }
 
+impl RabbitMqEnv {
+    /// The AMQP URL to connect with: [`RabbitMqEnv::url`] when set, else one built from
+    /// host, port, vhost, username and `password` (the value of [`RABBITMQ_PASSWORD`];
+    /// `guest` when absent), each part percent-encoded.
+    pub fn amqp_url(&self, password: Option<&str>) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "amqp://{}:{}@{}:{}/{}",
+                percent_encode(&self.username),
+                percent_encode(password.filter(|p| !p.is_empty()).unwrap_or("guest")),
+                self.host,
+                self.port,
+                percent_encode(&self.vhost)
+            ),
+        }
+    }
+}
+
+/// Percent-encodes a URL userinfo or path segment (RFC 3986 unreserved kept).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// SQS settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqsEnv {
@@ -551,6 +583,20 @@ mod tests {
 
     fn text() -> impl Strategy<Value = String> {
         "[a-z][a-z0-9-]{0,20}"
+    }
+
+    #[test]
+    fn the_amqp_url_is_the_given_one_or_built_with_encoded_parts() {
+        let mut r = SidecarEnv::new("a", "ns", TransportKind::RabbitMq).rabbitmq;
+        r.username = "svc user".into();
+        r.vhost = "/".into();
+        assert_eq!(
+            r.amqp_url(Some("p@ss:w/rd")),
+            "amqp://svc%20user:p%40ss%3Aw%2Frd@rabbitmq.default.svc.cluster.local:5672/%2F"
+        );
+        assert!(r.amqp_url(None).contains(":guest@") && r.amqp_url(Some("")).contains(":guest@"));
+        r.url = Some("amqp://u:p@h:1/v".into());
+        assert_eq!(r.amqp_url(Some("ignored")), "amqp://u:p@h:1/v");
     }
 
     prop_compose! {

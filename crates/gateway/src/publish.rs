@@ -48,21 +48,7 @@ impl BrokerSettings {
             reason: e.reason,
         })?;
         let r = &env.rabbitmq;
-        let rabbitmq_url = match &r.url {
-            Some(u) => u.clone(),
-            None => format!(
-                "amqp://{}:{}@{}:{}/{}",
-                percent_encode(&r.username),
-                percent_encode(
-                    &get(names::RABBITMQ_PASSWORD)
-                        .filter(|p| !p.is_empty())
-                        .unwrap_or_else(|| "guest".into())
-                ),
-                r.host,
-                r.port,
-                percent_encode(&r.vhost)
-            ),
-        };
+        let rabbitmq_url = r.amqp_url(get(names::RABBITMQ_PASSWORD).as_deref());
         Ok(BrokerSettings {
             transport: env.transport,
             namespace: env.namespace.clone(),
@@ -75,19 +61,6 @@ impl BrokerSettings {
     pub fn queue_of(&self, actor: &str) -> String {
         self.env.queue_naming.queue(&self.namespace, actor)
     }
-}
-
-/// Percent-encodes a URL userinfo or path segment.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A connected publisher.

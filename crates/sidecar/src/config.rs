@@ -82,17 +82,7 @@ impl Config {
             )
         })?;
         let r = &e.rabbitmq;
-        let rabbitmq_url = match &r.url {
-            Some(url) => url.clone(),
-            None => format!(
-                "amqp://{}:{}@{}:{}/{}",
-                percent_encode(&r.username),
-                percent_encode(get(names::RABBITMQ_PASSWORD).unwrap_or("guest")),
-                r.host,
-                r.port,
-                percent_encode(&r.vhost)
-            ),
-        };
+        let rabbitmq_url = r.amqp_url(get(names::RABBITMQ_PASSWORD));
         let prefetch = match e.rabbitmq.prefetch {
             None => default_prefetch(concurrency),
             Some(n) if usize::from(n) >= concurrency => usize::from(n),
@@ -162,18 +152,6 @@ fn parse_addr(raw: &str) -> Result<SocketAddr, String> {
     };
     raw.parse()
         .map_err(|e| format!("{raw:?} is not host:port ({e})"))
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Parses a Go duration (the contract's parser): `300ms`, `1.5s`, `5m`, `1h30m`, a bare `0`.
