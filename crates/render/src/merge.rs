@@ -257,6 +257,10 @@ pub(crate) fn merge(
     }
 }
 
+/// KEDA polling and cooldown seconds the operator-era CRD defaulted to (the flat shape's
+/// are 30 s and 300 s); `asya migrate` writes them out for migrated actors.
+pub(crate) const LEGACY_POLLING_COOLDOWN: (u64, u64) = (10, 60);
+
 /// Documented defaults (DESIGN §3), applied after merging so that they never beat a flavor.
 /// `legacy`: the actor uses the operator-era shape, whose CRD defaulted KEDA's polling to
 /// 10 s and cooldown to 60 s (the flat shape's are 30 s and 300 s).
@@ -266,7 +270,11 @@ pub(crate) fn apply_defaults(
     legacy: bool,
     prov: &mut Provenance,
 ) {
-    let (polling, cooldown) = if legacy { (10, 60) } else { (30, 300) };
+    let (polling, cooldown) = if legacy {
+        LEGACY_POLLING_COOLDOWN
+    } else {
+        (30, 300)
+    };
     let scaling_enabled = spec
         .get("scaling")
         .and_then(|s| s.get("enabled"))

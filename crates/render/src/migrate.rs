@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::api::ActorDocument;
 use crate::error::Diagnostics;
+use crate::merge::LEGACY_POLLING_COOLDOWN;
 use crate::normalize::{REPLACED, normalize, upstream_aliases};
 
 /// One actor, migrated.
@@ -73,12 +74,13 @@ fn legacy_defaults_made_explicit(spec: &mut Map<String, Value>) {
     if scaling.get("enabled").and_then(Value::as_bool) == Some(false) {
         return;
     }
+    let (polling, cooldown) = LEGACY_POLLING_COOLDOWN;
     scaling
         .entry("pollingInterval")
-        .or_insert_with(|| Value::from(10));
+        .or_insert_with(|| Value::from(polling));
     scaling
         .entry("cooldownPeriod")
-        .or_insert_with(|| Value::from(60));
+        .or_insert_with(|| Value::from(cooldown));
 }
 
 /// Behaviour that differs from upstream whatever the actor says.

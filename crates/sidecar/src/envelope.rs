@@ -185,11 +185,6 @@ impl Envelope {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// The payload, parsed (for the few paths that wrap it, such as failures).
-    pub fn payload_value(&self) -> Value {
-        serde_json::from_str(self.payload.get()).unwrap_or(Value::Null)
-    }
-
     /// The status block, created when missing.
     pub fn status_mut(&mut self) -> &mut Map<String, Value> {
         self.status.get_or_insert_with(Map::new)
