@@ -341,24 +341,56 @@ pub async fn zero_loss(broker: Broker, fault: Fault, total: usize) {
 }
 
 /// `rabbitmqctl stop_app`, a pause, `start_app` (also on panic).
+///
+/// Every `rabbitmqctl` call is bounded: this runs inside the collector's
+/// callback, and one CI run saw `stop_app` hang until nextest killed the test,
+/// which left the broker stopped and failed every later RabbitMQ test. The
+/// guard keeps calling `start_app` until AMQP answers again.
 pub fn restart_rabbitmq() {
     struct StartGuard;
     impl Drop for StartGuard {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("rabbitmqctl")
-                .args(["-q", "start_app"])
-                .status();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let started = rabbitmqctl("start_app", Duration::from_secs(40));
+                if started && amqp_port_open() {
+                    return;
+                }
+                if Instant::now() >= deadline {
+                    eprintln!("RabbitMQ did not come back within 120 s of start_app");
+                    return;
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
         }
     }
     let _guard = StartGuard;
-    let stop = std::process::Command::new("rabbitmqctl")
-        .args(["-q", "stop_app"])
-        .status();
-    assert!(
-        stop.is_ok_and(|s| s.success()),
-        "rabbitmqctl stop_app failed"
-    );
+    let stopped = rabbitmqctl("stop_app", Duration::from_secs(60));
+    assert!(stopped, "rabbitmqctl stop_app failed or did not finish in 60 s");
     std::thread::sleep(Duration::from_secs(2));
+}
+
+/// Runs `rabbitmqctl -q <command>` under coreutils `timeout`; true on exit 0.
+fn rabbitmqctl(command: &str, limit: Duration) -> bool {
+    let status = std::process::Command::new("timeout")
+        .args(["-k", "5", &format!("{}s", limit.as_secs())])
+        .args(["rabbitmqctl", "-q", command])
+        .status();
+    match status {
+        Ok(s) if s.success() => true,
+        other => {
+            eprintln!("rabbitmqctl {command}: {other:?}");
+            false
+        }
+    }
+}
+
+fn amqp_port_open() -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], 5672)),
+        Duration::from_secs(2),
+    )
+    .is_ok()
 }
 
 /// SIGTERM while a slow handler runs: it completes, is acked, the sidecar
