@@ -14,9 +14,13 @@ eval "$(bash tests/servers/up.sh)"
 # 2. a real Kubernetes API server (built once, cached under ~/.cache)
 if [ "${ASYA_SKIP_K8S:-0}" != 1 ]; then
   export K8S_RUN_DIR=${K8S_RUN_DIR:-$HOME/.cache/asya-k8s-run}
+  # a server someone else started (another checkout's run) is used and left running
+  started_here=1
+  pid_file=$K8S_RUN_DIR/kube-apiserver.pid
+  if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then started_here=0; fi
   bash tests/k8s/up.sh
   export ASYA_TEST_KUBECONFIG=$K8S_RUN_DIR/kubeconfig
-  trap 'bash tests/k8s/down.sh' EXIT
+  if [ "$started_here" = 1 ]; then trap 'bash tests/k8s/down.sh' EXIT; fi
 fi
 
 # 3. static checks
