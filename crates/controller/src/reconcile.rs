@@ -156,7 +156,12 @@ pub fn render_actor(
 ) -> std::result::Result<RenderedActor, String> {
     let value = serde_json::to_value(actor).map_err(|e| e.to_string())?;
     let flavors = listed_flavors(actor, &ctx.flavors);
-    ctx.renderer.render(&value, &flavors)
+    if flavors.len() == crate::crd::listed_flavors(actor).len() {
+        return ctx.renderer.render(&value, &flavors);
+    }
+    // A listed flavor is missing: the error names every Flavor in the cluster.
+    let known: Vec<String> = ctx.flavors.state().iter().map(|f| f.name_any()).collect();
+    ctx.renderer.render_with_known(&value, &flavors, &known)
 }
 
 /// The controller owner reference of every child (kube's helper: group,

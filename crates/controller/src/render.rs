@@ -71,6 +71,18 @@ pub trait Renderer: Send + Sync {
     /// The error is the human-readable validation message.
     fn render(&self, actor: &Value, flavors: &[Value]) -> Result<RenderedActor, String>;
 
+    /// Like [`render`](Self::render); `known_flavors` names every Flavor that
+    /// exists, so an actor listing a missing one is told which ones it could use.
+    fn render_with_known(
+        &self,
+        actor: &Value,
+        flavors: &[Value],
+        known_flavors: &[String],
+    ) -> Result<RenderedActor, String> {
+        let _ = known_flavors;
+        self.render(actor, flavors)
+    }
+
     /// The name of the platform's default transport (for actors that set none).
     fn default_transport(&self) -> String;
 }
@@ -115,6 +127,15 @@ impl PlatformRenderer {
 
 impl Renderer for PlatformRenderer {
     fn render(&self, actor: &Value, flavors: &[Value]) -> Result<RenderedActor, String> {
+        self.render_with_known(actor, flavors, &[])
+    }
+
+    fn render_with_known(
+        &self,
+        actor: &Value,
+        flavors: &[Value],
+        known_flavors: &[String],
+    ) -> Result<RenderedActor, String> {
         let name = actor
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -137,6 +158,9 @@ impl Renderer for PlatformRenderer {
             library
                 .insert_document(&format!("cluster:flavor/{fname}"), &strip_for_render(f))
                 .map_err(|d| d.to_string())?;
+        }
+        for known in known_flavors {
+            library.note_known(known);
         }
         let r = asya_render::render(&doc, &library, &self.platform, &self.compositions)
             .map_err(|d| d.to_string())?;

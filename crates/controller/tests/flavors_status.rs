@@ -99,9 +99,15 @@ async fn missing_flavor_marks_the_actor_invalid_and_applies_nothing() {
     let Some(c) = cluster("invalid").await else {
         return;
     };
+    // One Flavor exists and is listed, another exists and is not: the hint
+    // names both (the controller loads only listed flavors, but the cluster has more).
+    let listed = format!("listed-{}", short_id());
+    let other = format!("other-{}", short_id());
+    apply_flavor(&c, &listed, json!({"env": [{"name": "A", "value": "1"}]})).await;
+    apply_flavor(&c, &other, json!({"env": [{"name": "B", "value": "2"}]})).await;
     let _ctl = c.start_controller(renderer(), rabbit_drivers(DeletionPolicy::Delete));
     let missing = format!("nope-{}", short_id());
-    c.apply_actor(actor(&c.ns, "inv", json!({"flavors": [missing]})))
+    c.apply_actor(actor(&c.ns, "inv", json!({"flavors": [listed, missing]})))
         .await;
     let status = c
         .wait_status("inv", "phase Invalid", |s| s["phase"] == "Invalid")
@@ -113,6 +119,10 @@ async fn missing_flavor_marks_the_actor_invalid_and_applies_nothing() {
     assert!(
         msg.contains(&missing),
         "condition does not quote the error: {msg}"
+    );
+    assert!(
+        msg.contains(&listed) && msg.contains(&other) && !msg.contains("none loaded"),
+        "the hint must name the cluster's Flavors: {msg}"
     );
     assert!(
         c.deployments().get_opt("inv").await.unwrap().is_none(),
@@ -130,6 +140,8 @@ async fn missing_flavor_marks_the_actor_invalid_and_applies_nothing() {
             .then_some(())
     })
     .await;
+    delete_flavor(&c, &listed).await;
+    delete_flavor(&c, &other).await;
     c.cleanup().await;
 }
 

@@ -8,6 +8,11 @@
 //! own counted client; the load generator uses a separate client, so its
 //! requests are not counted. RabbitMQ (ASYA_TEST_RABBITMQ_URL or
 //! 127.0.0.1:5672) gets one queue per actor; they are deleted at the end.
+//!
+//! With `--controller-bin PATH` (the `asya` binary) the controller runs as its
+//! own process instead (`asya controller --namespace …`, default platform):
+//! its peak RSS is then the controller's alone, and the request counts come
+//! from its `/metrics`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,7 +36,12 @@ fn arg(name: &str) -> Option<String> {
 }
 
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    peak_rss_mib_of("self")
+}
+
+/// VmHWM of `/proc/<pid>/status`, in MiB.
+fn peak_rss_mib_of(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
@@ -39,6 +49,94 @@ fn peak_rss_mib() -> f64 {
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// What the controller did, read from its metrics.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    requests: u64,
+    writes: u64,
+    reconciles: u64,
+    status_writes: u64,
+}
+
+/// The controller under test: a task in this process or a child process.
+enum Controller {
+    InProcess {
+        task: tokio::task::JoinHandle<Result<(), asya_controller::Error>>,
+        metrics: Metrics,
+    },
+    Process {
+        child: std::process::Child,
+        metrics_addr: std::net::SocketAddr,
+    },
+}
+
+impl Controller {
+    fn counts(&self) -> Counts {
+        match self {
+            Controller::InProcess { metrics, .. } => Counts {
+                requests: metrics.requests_total.load(Ordering::SeqCst),
+                writes: metrics.writes_total.load(Ordering::SeqCst),
+                reconciles: metrics.reconciles.get(),
+                status_writes: metrics.status_writes.get(),
+            },
+            Controller::Process { metrics_addr, .. } => scrape(*metrics_addr),
+        }
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        match self {
+            Controller::InProcess { .. } => peak_rss_mib(),
+            Controller::Process { child, .. } => peak_rss_mib_of(&child.id().to_string()),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Controller::InProcess { task, .. } => task.abort(),
+            Controller::Process { mut child, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Sums the controller's counters from its Prometheus text (`/metrics`).
+fn scrape(addr: std::net::SocketAddr) -> Counts {
+    use std::io::{Read, Write};
+    let mut text = String::new();
+    if let Ok(mut conn) = std::net::TcpStream::connect(addr) {
+        let _ = write!(
+            conn,
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        );
+        let _ = conn.read_to_string(&mut text);
+    }
+    let mut c = Counts::default();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let value = value.parse::<f64>().unwrap_or(0.0) as u64;
+        if name.starts_with("asya_controller_api_requests_total") {
+            c.requests += value;
+            if !name.contains("verb=\"GET\"") {
+                c.writes += value;
+            }
+        } else if name == "asya_controller_reconciles_total" {
+            c.reconciles = value;
+        } else if name == "asya_controller_status_writes_total" {
+            c.status_writes = value;
+        }
+    }
+    c
+}
+
+/// A free loopback port for the child's metrics server.
+fn free_port() -> std::io::Result<std::net::SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 #[tokio::main]
@@ -79,23 +177,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
 
-    let metrics = Metrics::default();
-    let client = asya_controller::client::build(Some(&path), &metrics).await?;
-    let mut queues = QueueDrivers::default();
-    queues.insert(
-        "rabbitmq",
-        Arc::new(LazyRabbitMq::new(rabbit, Default::default())),
-        DeletionPolicy::Delete,
-    );
-    let renderer = Arc::new(PlatformRenderer::new(Default::default())?);
-    let opts = Options {
-        namespace: Some(ns.clone()),
-        concurrency,
-        resync: Duration::from_secs(resync.unwrap_or(3600)),
-        ..Options::default()
-    };
     let rss_before = peak_rss_mib();
-    let ctl = tokio::spawn(run(client, renderer, queues, metrics.clone(), opts));
+    let controller = match arg("--controller-bin") {
+        Some(bin) => {
+            let metrics_addr = free_port()?;
+            let child = std::process::Command::new(bin)
+                .arg("controller")
+                .arg("--kubeconfig")
+                .arg(&path)
+                .args(["--namespace", &ns])
+                .args(["--metrics-addr", &metrics_addr.to_string()])
+                .args(["--concurrency", &concurrency.to_string()])
+                .args(["--resync-seconds", &resync.unwrap_or(3600).to_string()])
+                .args(["--log-format", "json"])
+                .env("ASYA_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()?;
+            Controller::Process {
+                child,
+                metrics_addr,
+            }
+        }
+        None => {
+            let metrics = Metrics::default();
+            let client = asya_controller::client::build(Some(&path), &metrics).await?;
+            let mut queues = QueueDrivers::default();
+            queues.insert(
+                "rabbitmq",
+                Arc::new(LazyRabbitMq::new(rabbit, Default::default())),
+                DeletionPolicy::Delete,
+            );
+            let renderer = Arc::new(PlatformRenderer::new(Default::default())?);
+            let opts = Options {
+                namespace: Some(ns.clone()),
+                concurrency,
+                resync: Duration::from_secs(resync.unwrap_or(3600)),
+                ..Options::default()
+            };
+            let task = tokio::spawn(run(client, renderer, queues, metrics.clone(), opts));
+            Controller::InProcess { task, metrics }
+        }
+    };
 
     let actors: Api<DynamicObject> = Api::namespaced_with(
         loader.clone(),
@@ -155,9 +277,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let requests = metrics.requests_total.load(Ordering::SeqCst);
-    let writes = metrics.writes_total.load(Ordering::SeqCst);
-    let rss = peak_rss_mib();
+    let first = controller.counts();
+    let rss = controller.peak_rss_mib();
     println!("actors: {n}");
     println!(
         "applied by the load generator in: {:.1} s",
@@ -165,34 +286,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("all converged after: {:.1} s", converged_in.as_secs_f64());
     println!(
-        "controller API requests: {requests} ({writes} writes, {:.1} per actor)",
-        requests as f64 / n as f64
+        "controller API requests: {} ({} writes, {:.1} per actor)",
+        first.requests,
+        first.writes,
+        first.requests as f64 / n as f64
     );
     println!(
         "reconciles: {}, status writes: {}",
-        metrics.reconciles.get(),
-        metrics.status_writes.get()
+        first.reconciles, first.status_writes
     );
-    println!(
-        "peak RSS of the process: {rss:.0} MiB (before the controller started: {rss_before:.0} MiB)"
-    );
+    match &controller {
+        Controller::InProcess { .. } => println!(
+            "peak RSS of the process (controller + load generator): {rss:.0} MiB (before the controller started: {rss_before:.0} MiB)"
+        ),
+        Controller::Process { .. } => {
+            println!("peak RSS of the controller process alone: {rss:.0} MiB")
+        }
+    }
     if let Some(secs) = resync {
         // Every actor's resync falls due within `secs` of its last pass; wait
         // that long again so all of them ran once more on an unchanged world.
-        let reconciles = metrics.reconciles.get();
-        let status_writes = metrics.status_writes.get();
-        let (requests, writes) = (
-            metrics.requests_total.load(Ordering::SeqCst),
-            metrics.writes_total.load(Ordering::SeqCst),
-        );
+        let before = controller.counts();
         tokio::time::sleep(Duration::from_secs(secs * 2 + 5)).await;
+        let after = controller.counts();
         println!(
             "no-op resync window ({}s): {} reconciles, {} API requests, {} writes ({} status writes)",
             secs * 2 + 5,
-            metrics.reconciles.get() - reconciles,
-            metrics.requests_total.load(Ordering::SeqCst) - requests,
-            metrics.writes_total.load(Ordering::SeqCst) - writes,
-            metrics.status_writes.get() - status_writes
+            after.reconciles - before.reconciles,
+            after.requests - before.requests,
+            after.writes - before.writes,
+            after.status_writes - before.status_writes
         );
     }
 
@@ -207,7 +330,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     }
-    ctl.abort();
+    controller.stop();
     let _ = Api::<Namespace>::all(loader.clone())
         .delete(&ns, &DeleteParams::background())
         .await;

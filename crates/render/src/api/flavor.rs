@@ -21,6 +21,9 @@ pub struct FlavorEntry {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlavorLibrary {
     entries: BTreeMap<String, FlavorEntry>,
+    /// Names that exist where the caller looked but were not loaded (the controller
+    /// loads only the flavors an actor lists): named in "not found" hints only.
+    also_known: std::collections::BTreeSet<String>,
 }
 
 impl FlavorLibrary {
@@ -78,6 +81,25 @@ impl FlavorLibrary {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
+    }
+
+    /// Records a flavor name that exists but whose spec was not loaded, so a
+    /// "not found" error can list it among the known ones.
+    pub fn note_known(&mut self, name: &str) {
+        if !self.entries.contains_key(name) {
+            self.also_known.insert(name.to_string());
+        }
+    }
+
+    /// Every name a "not found" hint may offer: loaded and noted ones, sorted.
+    pub fn known_names(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self
+            .names()
+            .chain(self.also_known.iter().map(String::as_str))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
     pub fn len(&self) -> usize {

@@ -73,7 +73,7 @@ pub(super) fn resolve(
     let mut warnings = actor.warnings.clone();
     for (i, name) in names.iter().enumerate() {
         let Some(entry) = flavors.get(name) else {
-            let known: Vec<&str> = flavors.names().collect();
+            let known = flavors.known_names();
             let known = if known.is_empty() {
                 "none loaded (the asya CLI reads them with --flavors DIR; the controller from Flavor objects)".to_string()
             } else {
