@@ -41,10 +41,15 @@ fn peak_rss_mib() -> f64 {
 
 /// VmHWM of `/proc/<pid>/status`, in MiB.
 fn peak_rss_mib_of(pid: &str) -> f64 {
+    proc_status_mib(pid, "VmHWM:")
+}
+
+/// One `kB` field of `/proc/<pid>/status`, in MiB.
+fn proc_status_mib(pid: &str, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
@@ -299,8 +304,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Controller::InProcess { .. } => println!(
             "peak RSS of the process (controller + load generator): {rss:.0} MiB (before the controller started: {rss_before:.0} MiB)"
         ),
-        Controller::Process { .. } => {
-            println!("peak RSS of the controller process alone: {rss:.0} MiB")
+        Controller::Process { child, .. } => {
+            // Heap (anonymous) and mapped binary (file) pages, now: what the peak is made of.
+            let pid = child.id().to_string();
+            println!(
+                "peak RSS of the controller process alone: {rss:.0} MiB (now: {:.0} MiB anonymous, {:.0} MiB file-backed)",
+                proc_status_mib(&pid, "RssAnon:"),
+                proc_status_mib(&pid, "RssFile:")
+            )
         }
     }
     if let Some(secs) = resync {
