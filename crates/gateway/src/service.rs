@@ -145,6 +145,7 @@ impl Gateway {
                 reason,
             });
         }
+        tracing::info!(task = %id, tool = %def.name, actor = %first, "task started");
         self.store.get(&id).await?.ok_or_else(|| {
             StartError::Store(StoreError::Corrupt {
                 id,
