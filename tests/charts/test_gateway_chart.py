@@ -184,3 +184,86 @@ def test_gateway_parser_has_the_last_word(helm, gateway_bin, tmp_path):
     assert p.returncode != 0
     assert "routes.tools[0].parameters.text" in p.stderr, p.stderr
     assert f"{tmp_path / 'tools.yaml'}:" in p.stderr, p.stderr
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, str]:
+    import json
+    import urllib.error
+    import urllib.request
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return 0, ""
+
+
+def test_rendered_pod_runs_the_real_gateway(helm, namespace, gateway_bin, tmp_path):
+    """The Deployment's own args and env start the real binary (RabbitMQ of the test
+    servers; only paths, ports, the broker host and the Secret's file are swapped for
+    local ones): every flag the chart passes is one the gateway knows, the token guards
+    /tasks, and /mcp accepts the Service's DNS name as Host."""
+    import time
+    if not os.environ.get("ASYA_TEST_RABBITMQ_URL"):
+        pytest.skip("SKIP: ASYA_TEST_RABBITMQ_URL is not set (eval \"$(bash tests/servers/up.sh)\")")
+    vals = values("seed001-gateway-tools.yaml")
+    vals["auth"] = {"existingSecret": "gw-token"}
+    objs = objects(helm.install("gw", GATEWAY, vals))
+    c = container(objs[("Deployment", "gw-gateway")])
+    (tmp_path / "tools.yaml").write_text(objs[("ConfigMap", "gw-gateway-tools")]["data"]["tools.yaml"])
+    (tmp_path / "token").write_text("s3cret\n")
+    api, mesh = free_port(), free_port()
+    swap = {"--config": str(tmp_path / "tools.yaml"), "--listen": f"127.0.0.1:{api}",
+            "--mesh-listen": f"127.0.0.1:{mesh}", "--auth-token-file": str(tmp_path / "token")}
+    args = []
+    for a in c["args"]:
+        flag, _, value = a.partition("=")
+        args.append(f"{flag}={swap[flag]}" if flag in swap else a)
+    assert len([a for a in args if a.split("=")[0] in swap]) == len(swap), c["args"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASYA_")}
+    for e in c["env"]:
+        assert "value" in e, f"{e['name']} comes from a Secret in this install"
+        env[e["name"]] = e["value"]
+    env["ASYA_RABBITMQ_HOST"] = "127.0.0.1"
+    env["ASYA_DATABASE_URL"] = f"sqlite:{tmp_path / 'tasks.db'}"
+    log = open(tmp_path / "gateway.log", "w")
+    p = subprocess.Popen([gateway_bin, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{api}"
+        for _ in range(100):
+            if http("GET", f"{base}/readyz")[0] == 200:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the gateway did not become ready:\n" + (tmp_path / "gateway.log").read_text())
+        task = {"tool": "text-processor", "arguments": {"text": "hi"}}
+        assert http("POST", f"{base}/tasks", task)[0] == 401
+        status, body = http("POST", f"{base}/tasks", task, {"Authorization": "Bearer s3cret"})
+        assert status == 201, body
+        assert '"model":"default"' in body  # the seed's default, read from the ConfigMap
+        mcp = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        hdrs = {"Authorization": "Bearer s3cret", "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream"}
+        status, body = http("POST", f"{base}/mcp", mcp, {**hdrs, "Host": f"gw-gateway.{namespace}.svc"})
+        assert status == 200 and "text-processor" in body, body
+        status, _ = http("POST", f"{base}/mcp", mcp, {**hdrs, "Host": "evil.example.com"})
+        assert status == 403
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+        log.close()
+        # the envelope went to a queue of this test's namespace on the shared broker
+        import shutil
+        if shutil.which("rabbitmqctl"):
+            subprocess.run(["rabbitmqctl", "delete_queue", f"asya-{namespace}-text-preprocess"],
+                           capture_output=True, timeout=30, check=False)
