@@ -113,20 +113,23 @@ impl Gw {
         let out = std::fs::File::create(&log).unwrap();
         let (api_port, mesh_port) = (free_port(), free_port());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_asya-gateway"));
-        cmd.arg("--config")
-            .arg(&tools)
-            .arg("--database-url")
-            .arg(format!("sqlite:{}", dir.path().join("tasks.db").display()))
-            .arg(format!("--listen=127.0.0.1:{api_port}"))
+        cmd.arg("--config").arg(&tools);
+        if !env.iter().any(|(k, _)| *k == "ASYA_DATABASE_URL") {
+            cmd.arg("--database-url")
+                .arg(format!("sqlite:{}", dir.path().join("tasks.db").display()));
+        }
+        cmd.arg(format!("--listen=127.0.0.1:{api_port}"))
             .arg(format!("--mesh-listen=127.0.0.1:{mesh_port}"))
             .arg(format!("--mesh-url=http://127.0.0.1:{mesh_port}"))
             .arg("--reload-interval=1")
             .env(names::NAMESPACE, &namespace)
             .env(names::LOG_LEVEL, "info")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env_remove("ASYA_GATEWAY_AUTH_TOKEN")
             .env_remove("ASYA_GATEWAY_AUTH_TOKEN_FILE")
             .env_remove("ASYA_DATABASE_URL")
+            .env_remove("ASYA_DATABASE_PASSWORD")
+            // after the removals: the caller's variables win
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             // one descriptor for both, so neither overwrites the other
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out));
@@ -641,6 +644,75 @@ async fn sqs_transport_publishes_to_the_first_actors_queue() {
         v["error"]["message"].as_str().unwrap().contains(&queue),
         "{v}"
     );
+}
+
+// ------------------------------------------------------------------ store from the environment
+
+/// The chart's way of naming the store: `ASYA_DATABASE_URL` without a password, and the
+/// password apart in `ASYA_DATABASE_PASSWORD` (with characters a URL would need escaped).
+/// The test server trusts local connections, so this shows that both variables are read
+/// and the task lands in PostgreSQL; it cannot show that the server checked the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_url_and_password_come_from_the_environment() {
+    use sqlx::{Connection, Row};
+    let Some(rabbit) = rabbit_url() else {
+        return;
+    };
+    let explicit = std::env::var("ASYA_TEST_POSTGRES_URL").ok();
+    let admin = explicit
+        .clone()
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) if explicit.is_none() => {
+            eprintln!("SKIPPED: no PostgreSQL at {admin} ({e}); set ASYA_TEST_POSTGRES_URL");
+            return;
+        }
+        Err(e) => panic!("PostgreSQL at {admin}: {e}"),
+    };
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // `gw<unix seconds>x…`: the gateway tests drop such databases once an hour old.
+    let name = unique(&format!("gw{secs}x"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    let url = format!("{base}/{name}");
+    let env = [
+        (names::RABBITMQ_URL, rabbit.clone()),
+        ("ASYA_DATABASE_URL", url.clone()),
+        ("ASYA_DATABASE_PASSWORD", "p@ss/w:rd#1".to_string()),
+    ];
+    let gw = Gw::start_with(TOOLS, None, &env, rabbit, unique("gwp")).await;
+    assert!(
+        gw.log_text().contains("store=\"postgres\""),
+        "{}",
+        gw.log_text()
+    );
+    let first = gw.consumer("text-preprocess").await;
+    let (s, task) = gw
+        .post_task(json!({"tool": "text-processor", "arguments": {"text": "pg"}}))
+        .await;
+    assert_eq!(s, 201, "{task}");
+    receive(&first).await;
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    let row = sqlx::query("SELECT tool FROM tasks WHERE id = $1")
+        .bind(task["id"].as_str().unwrap())
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<String, _>("tool"), "text-processor");
+    drop(db);
+    drop(gw);
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await;
 }
 
 // ------------------------------------------------------------------ --check-config
