@@ -1,7 +1,8 @@
 //! The two HTTP listeners.
 //!
 //! - API (`--listen`): `POST /tasks`, `GET /tasks/{id}`, `GET /tasks/{id}/stream` (SSE),
-//!   `/mcp` (MCP streamable HTTP), `/healthz`, `/readyz`.
+//!   `/mcp` (MCP streamable HTTP) — behind the bearer token when one is configured
+//!   ([`crate::auth`]) — and, always open, `/healthz`, `/readyz`, `/metrics`.
 //! - Mesh (`--mesh-listen`): `POST /mesh/{id}/progress` and `POST /mesh/{id}/final`, what
 //!   sidecars and x-sink call. A separate listener so that it is never reachable through
 //!   the API's ingress; both bind to loopback unless told otherwise.
@@ -62,15 +63,38 @@ fn bad_request(message: String) -> Response {
     error(StatusCode::BAD_REQUEST, "BadRequest", message, Value::Null)
 }
 
-/// The API router (with `/mcp` nested by the caller, see [`crate::serve`]).
+/// The API router without auth (with `/mcp` nested by the caller, see [`crate::serve`]).
 pub fn api_router(gw: Arc<Gateway>) -> Router {
+    tasks_router(gw.clone()).merge(open_router(gw))
+}
+
+/// `/tasks`: what the bearer token guards (with `/mcp`).
+pub fn tasks_router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/tasks", post(create_task))
         .route("/tasks/{id}", get(get_task))
         .route("/tasks/{id}/stream", get(stream_task))
+        .with_state(gw)
+}
+
+/// Probes and metrics: never behind auth (kubelet and Prometheus carry no token).
+pub fn open_router(gw: Arc<Gateway>) -> Router {
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(gw)
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.metrics.encode(),
+    )
+        .into_response()
 }
 
 /// The mesh router: what sidecars and x-sink call.
@@ -95,7 +119,9 @@ async fn create_task(State(gw): State<Arc<Gateway>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(msg) => return bad_request(msg),
     };
-    match gw.start(&req.tool, req.arguments.as_ref()).await {
+    let started = gw.start(&req.tool, req.arguments.as_ref()).await;
+    gw.metrics.task_started(&req.tool, &started);
+    match started {
         Ok(task) => (
             StatusCode::CREATED,
             [(header::LOCATION, format!("/tasks/{}", task.id))],
@@ -207,9 +233,13 @@ async fn mesh_progress(
 ) -> Response {
     let p: Progress = match parse_body(&body) {
         Ok(p) => p,
-        Err(msg) => return bad_request(msg),
+        Err(msg) => {
+            gw.metrics.mesh_report("progress", "bad_request");
+            return bad_request(msg);
+        }
     };
     let Some(step) = ActorStep::parse(&p.status) else {
+        gw.metrics.mesh_report("progress", "bad_request");
         return error(
             StatusCode::BAD_REQUEST,
             "BadRequest",
@@ -232,7 +262,8 @@ async fn mesh_progress(
         result: None,
         error: None,
     };
-    applied(&id, gw.report(&id, update).await)
+    let r = gw.report(&id, update).await;
+    applied(&gw, "progress", &id, r).await
 }
 
 /// The final report (x-sink): `status` is `succeeded` with a `result`, or `failed` with an
@@ -260,7 +291,10 @@ async fn mesh_final(
 ) -> Response {
     let f: Final = match parse_body(&body) {
         Ok(f) => f,
-        Err(msg) => return bad_request(msg),
+        Err(msg) => {
+            gw.metrics.mesh_report("final", "bad_request");
+            return bad_request(msg);
+        }
     };
     let update = match f.status.as_str() {
         "succeeded" => NewUpdate {
@@ -289,6 +323,7 @@ async fn mesh_final(
             }
         }
         other => {
+            gw.metrics.mesh_report("final", "bad_request");
             return error(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
@@ -297,14 +332,30 @@ async fn mesh_final(
             );
         }
     };
-    applied(&id, gw.report(&id, update).await)
+    let r = gw.report(&id, update).await;
+    applied(&gw, "final", &id, r).await
 }
 
 /// 200 `{applied: true, seq}`; 200 `{applied: false, status}` for a late or repeated
-/// report (a reporter must not retry it); 404 for an unknown task.
-fn applied(id: &str, r: Result<Applied, StoreError>) -> Response {
+/// report (a reporter must not retry it); 404 for an unknown task. Counted by `kind`; a
+/// report that finished the task also records the task's duration.
+async fn applied(gw: &Gateway, kind: &str, id: &str, r: Result<Applied, StoreError>) -> Response {
+    let result = match &r {
+        Ok(Applied::Applied(_)) => "applied",
+        Ok(Applied::Stale(_)) => "ignored",
+        Ok(Applied::NotFound) => "not_found",
+        Err(_) => "store_error",
+    };
+    gw.metrics.mesh_report(kind, result);
     match r {
         Ok(Applied::Applied(u)) => {
+            if u.status.is_terminal() {
+                // The duration is the stored one (created_at to the final update), so
+                // replicas agree; a failed read only loses the observation.
+                if let Ok(Some(task)) = gw.store.get(id).await {
+                    gw.metrics.task_finished(&task);
+                }
+            }
             axum::Json(json!({"applied": true, "seq": u.seq})).into_response()
         }
         Ok(Applied::Stale(s)) => {

@@ -117,9 +117,8 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = self
-            .gw
-            .tools
+        let configured = self.gw.tools();
+        let tools = configured
             .tools
             .iter()
             .map(|t| {
@@ -130,6 +129,7 @@ impl ServerHandler for McpServer {
                 )
             })
             .collect();
+        self.gw.metrics.mcp_call("tools/list", "", "ok");
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -139,9 +139,17 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.map(Value::Object);
-        let task = match self.gw.start(&request.name, args.as_ref()).await {
+        let started = self.gw.start(&request.name, args.as_ref()).await;
+        self.gw.metrics.task_started(&request.name, &started);
+        let tool = match &started {
+            Err(StartError::UnknownTool { .. }) => crate::metrics::UNKNOWN_TOOL,
+            _ => request.name.as_ref(),
+        };
+        let count = |outcome: &str| self.gw.metrics.mcp_call("tools/call", tool, outcome);
+        let task = match started {
             Ok(t) => t,
             Err(StartError::Arguments(a)) => {
+                count("invalid_params");
                 return Err(ErrorData::invalid_params(
                     a.to_string(),
                     Some(
@@ -150,10 +158,15 @@ impl ServerHandler for McpServer {
                 ));
             }
             Err(e @ StartError::UnknownTool { .. }) => {
+                count("invalid_params");
                 return Err(ErrorData::invalid_params(e.to_string(), None));
             }
-            Err(StartError::Publish { task, .. }) => return Ok(call_result(&task).into()),
+            Err(StartError::Publish { task, .. }) => {
+                count("failed");
+                return Ok(call_result(&task).into());
+            }
             Err(StartError::Store(e)) => {
+                count("error");
                 return Err(ErrorData::internal_error(e.to_string(), None));
             }
         };
@@ -165,7 +178,10 @@ impl ServerHandler for McpServer {
         let mut updates = std::pin::pin!(updates);
         let deadline = tokio::time::Instant::now() + timeout;
         while let Ok(Some(u)) = tokio::time::timeout_at(deadline, updates.next()).await {
-            let u = u.map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            let u = u.map_err(|e| {
+                count("error");
+                ErrorData::internal_error(e.to_string(), None)
+            })?;
             if last.is_some_and(|l| u.progress <= l) {
                 continue;
             }
@@ -187,8 +203,16 @@ impl ServerHandler for McpServer {
             .store
             .get(&task.id)
             .await
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+            .map_err(|e| {
+                count("error");
+                ErrorData::internal_error(e.to_string(), None)
+            })?
             .unwrap_or(task);
+        count(match done.status {
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Pending | TaskStatus::Running => "timeout",
+        });
         Ok(call_result(&done).into())
     }
 }

@@ -1,13 +1,15 @@
 //! Publishing envelopes to the first actor of a route, through the shared transport crate.
 //!
 //! The broker settings are the contract's (`ASYA_TRANSPORT`, `ASYA_NAMESPACE`,
-//! `ASYA_QUEUE_NAMING`, `ASYA_RABBITMQ_*`), read by [`SidecarEnv::from_env`] exactly as a
-//! sidecar reads them, so the gateway names queues as the actors do.
+//! `ASYA_QUEUE_NAMING`, `ASYA_RABBITMQ_*`, `ASYA_AWS_REGION`, `ASYA_SQS_ENDPOINT`), read by
+//! [`SidecarEnv::from_env`] exactly as a sidecar reads them, so the gateway names queues
+//! as the actors do.
 
 use std::time::Duration;
 
 use asya_contract::{SidecarEnv, TransportKind, env as names};
 use asya_transport::rabbitmq::{RabbitMq, RabbitMqConfig};
+use asya_transport::sqs::{SqsConfig, SqsPublisher};
 use asya_transport::{Transport, TransportError};
 use bytes::Bytes;
 
@@ -22,6 +24,8 @@ pub struct BrokerSettings {
     pub env: SidecarEnv,
     /// The AMQP URL (RabbitMQ), password included.
     pub rabbitmq_url: String,
+    /// Region, endpoint and queue naming (SQS), from the same variables as the sidecar's.
+    pub sqs: SqsConfig,
 }
 
 /// A variable that could not be read.
@@ -49,11 +53,16 @@ impl BrokerSettings {
         })?;
         let r = &env.rabbitmq;
         let rabbitmq_url = r.amqp_url(get(names::RABBITMQ_PASSWORD).as_deref());
+        let sqs = SqsConfig::from_lookup(lookup).map_err(|e| SettingsError {
+            var: "ASYA_AWS_REGION / ASYA_SQS_*".into(),
+            reason: e.to_string(),
+        })?;
         Ok(BrokerSettings {
             transport: env.transport,
             namespace: env.namespace.clone(),
             env,
             rabbitmq_url,
+            sqs,
         })
     }
 
@@ -66,6 +75,7 @@ impl BrokerSettings {
 /// A connected publisher.
 pub enum Publisher {
     RabbitMq(RabbitMq),
+    Sqs(SqsPublisher),
 }
 
 impl Publisher {
@@ -79,10 +89,9 @@ impl Publisher {
                 cfg.connection_name = GATEWAY_ACTOR.into();
                 Ok(Publisher::RabbitMq(RabbitMq::connect(cfg).await?))
             }
-            TransportKind::Sqs => Err(TransportError::Config(format!(
-                "{}=sqs: the gateway publishes to RabbitMQ only so far",
-                names::TRANSPORT
-            ))),
+            TransportKind::Sqs => Ok(Publisher::Sqs(
+                SqsPublisher::connect(s.sqs.clone(), &s.namespace).await?,
+            )),
         }
     }
 
@@ -90,18 +99,22 @@ impl Publisher {
     pub async fn publish(&self, actor: &str, body: Bytes) -> Result<(), TransportError> {
         match self {
             Publisher::RabbitMq(t) => t.publish(actor, body, Duration::ZERO).await,
+            Publisher::Sqs(p) => p.publish(actor, &body).await,
         }
     }
 
     pub fn is_connected(&self) -> bool {
         match self {
             Publisher::RabbitMq(t) => t.is_connected(),
+            // HTTP requests: nothing stays connected; a failed publish says why.
+            Publisher::Sqs(_) => true,
         }
     }
 
     pub async fn close(&self) {
         match self {
             Publisher::RabbitMq(t) => t.close().await,
+            Publisher::Sqs(_) => {}
         }
     }
 }

@@ -49,7 +49,9 @@ pub enum StartError {
 
 /// The gateway: tools, store, broker.
 pub struct Gateway {
-    pub tools: ToolsConfig,
+    /// Swapped whole when the tools file changes (see [`crate::reload`]).
+    tools: std::sync::RwLock<Arc<ToolsConfig>>,
+    pub metrics: crate::metrics::Metrics,
     pub store: Store,
     publisher: Publisher,
     /// Ids of tasks that just got an update in this process.
@@ -66,8 +68,11 @@ impl Gateway {
         mesh_url: Option<String>,
     ) -> Arc<Self> {
         let (wake, _) = broadcast::channel(1024);
+        let metrics = crate::metrics::Metrics::new();
+        metrics.set_tools(tools.tools.len());
         Arc::new(Gateway {
-            tools,
+            tools: std::sync::RwLock::new(Arc::new(tools)),
+            metrics,
             store,
             publisher,
             wake,
@@ -79,13 +84,23 @@ impl Gateway {
         &self.publisher
     }
 
+    /// The tools in use now (a task started with them keeps them).
+    pub fn tools(&self) -> Arc<ToolsConfig> {
+        self.tools.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the tools; tasks already started are not affected.
+    pub fn set_tools(&self, tools: ToolsConfig) {
+        *self.tools.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tools);
+    }
+
     /// Starts `tool` with `arguments` (a JSON object or nothing).
     pub async fn start(&self, tool: &str, arguments: Option<&Value>) -> Result<Task, StartError> {
-        let Some(def) = self.tools.tool(tool) else {
+        let tools = self.tools();
+        let Some(def) = tools.tool(tool) else {
             return Err(StartError::UnknownTool {
                 name: tool.to_string(),
-                known: self
-                    .tools
+                known: tools
                     .tools
                     .iter()
                     .map(|t| t.name.as_str())
@@ -130,6 +145,7 @@ impl Gateway {
                 reason,
             });
         }
+        tracing::info!(task = %id, tool = %def.name, actor = %first, "task started");
         self.store.get(&id).await?.ok_or_else(|| {
             StartError::Store(StoreError::Corrupt {
                 id,

@@ -214,12 +214,24 @@ impl Store {
     /// Connects to `url` and applies the migrations. `postgres://` / `postgresql://` select
     /// PostgreSQL; `sqlite:` URLs (a file, created if missing, or `sqlite::memory:`) SQLite.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::connect_with_password(url, None).await
+    }
+
+    /// Like [`Store::connect`], with the PostgreSQL password given apart from the URL (from
+    /// a Secret: it may hold characters a URL would need escaped, and stays out of logs).
+    pub async fn connect_with_password(
+        url: &str,
+        password: Option<&str>,
+    ) -> Result<Store, StoreError> {
         let bad = |reason: String| StoreError::Url {
             url: url.to_string(),
             reason,
         };
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+            let mut opts = PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+            if let Some(p) = password {
+                opts = opts.password(p);
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(10)
                 .acquire_timeout(Duration::from_secs(10))

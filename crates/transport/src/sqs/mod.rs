@@ -84,11 +84,10 @@ struct Buffered {
 pub struct SqsTransport {
     client: Client,
     config: SqsConfig,
-    namespace: String,
     queue: String,
     queue_url: String,
-    /// Queue URLs by actor name; `GetQueueUrl` once per peer.
-    urls: RwLock<HashMap<String, String>>,
+    /// Where envelopes for other actors go (queue URLs cached).
+    peers: Peers,
     buffer: tokio::sync::Mutex<VecDeque<Buffered>>,
     /// Visibility keep-alive tasks of the deliveries handed out, by receipt.
     heartbeats: Mutex<HashMap<String, AbortHandle>>,
@@ -145,15 +144,14 @@ impl SqsTransport {
             }
             Err(err) => return Err(TransportError::Connection(describe(&err))),
         };
-        let mut urls = HashMap::new();
-        urls.insert(actor.to_string(), queue_url.clone());
+        let peers = Peers::new(client.clone(), &config, namespace);
+        peers.remember(actor, &queue_url);
         Ok(Self {
             client,
             config,
-            namespace: namespace.to_string(),
             queue,
             queue_url,
-            urls: RwLock::new(urls),
+            peers,
             buffer: tokio::sync::Mutex::new(VecDeque::new()),
             heartbeats: Mutex::new(HashMap::new()),
             rehops: AtomicU64::new(0),
@@ -180,62 +178,6 @@ impl SqsTransport {
         self.rehops.load(Ordering::Relaxed)
     }
 
-    /// The URL of `actor`'s queue, from the cache or `GetQueueUrl`.
-    async fn url_of(&self, actor: &str) -> Result<String, TransportError> {
-        if let Some(url) = self.urls.read().ok().and_then(|m| m.get(actor).cloned()) {
-            return Ok(url);
-        }
-        let queue = self.config.naming.queue(&self.namespace, actor);
-        let url = match self.client.get_queue_url().queue_name(&queue).send().await {
-            Ok(out) => out.queue_url.ok_or_else(|| TransportError::Publish {
-                queue: queue.clone(),
-                reason: "SQS returned no queue URL".into(),
-            })?,
-            Err(err) if is_missing_queue(&err) => {
-                return Err(TransportError::Publish {
-                    queue,
-                    reason: "queue does not exist".into(),
-                });
-            }
-            Err(err) => return Err(TransportError::Connection(describe(&err))),
-        };
-        if let Ok(mut urls) = self.urls.write() {
-            urls.insert(actor.to_string(), url.clone());
-        }
-        Ok(url)
-    }
-
-    fn forget_url(&self, actor: &str) {
-        if let Ok(mut urls) = self.urls.write() {
-            urls.remove(actor);
-        }
-    }
-
-    async fn send(&self, url: &str, body: &str, hop: Hop) -> Result<(), SqsSendError> {
-        let mut request = self
-            .client
-            .send_message()
-            .queue_url(url)
-            .message_body(body)
-            .delay_seconds(hop.delay_seconds);
-        if let Some(due) = hop.due_at_ms {
-            let attribute = MessageAttributeValue::builder()
-                .data_type("Number")
-                .string_value(due.to_string())
-                .build()
-                .map_err(|e| SqsSendError::Other(e.to_string()))?;
-            request = request.message_attributes(DUE_AT_ATTRIBUTE, attribute);
-        }
-        request.send().await.map_err(|err| {
-            if is_missing_queue(&err) {
-                SqsSendError::MissingQueue
-            } else {
-                SqsSendError::Other(describe(&err))
-            }
-        })?;
-        Ok(())
-    }
-
     /// Turns a received message into a delivery, or handles it here when it
     /// is an early hop of a chained delay (then `None`).
     async fn admit(&self, message: &Message) -> Option<Delivery> {
@@ -257,7 +199,7 @@ impl SqsTransport {
                 // fails the message reappears after its visibility timeout
                 // and is looked at again (a duplicate at worst, never a loss).
                 self.rehops.fetch_add(1, Ordering::Relaxed);
-                if let Err(err) = self.send(&self.queue_url, body, hop).await {
+                if let Err(err) = send_to(&self.client, &self.queue_url, body, hop).await {
                     tracing::warn!(queue = %self.queue, error = %err, "re-publishing a delayed message failed");
                 } else if let Err(err) = self
                     .client
@@ -364,6 +306,150 @@ impl SqsTransport {
     }
 }
 
+/// Publishing to actors' queues by name: queue URLs resolved with `GetQueueUrl` once per
+/// actor and cached (forgotten when SQS says the queue is gone: it may come back under a
+/// new URL). Shared by the sidecar's [`SqsTransport`] and the publish-only
+/// [`SqsPublisher`].
+struct Peers {
+    client: Client,
+    naming: asya_contract::QueueNaming,
+    namespace: String,
+    urls: RwLock<HashMap<String, String>>,
+}
+
+impl Peers {
+    fn new(client: Client, config: &SqsConfig, namespace: &str) -> Self {
+        Peers {
+            client,
+            naming: config.naming,
+            namespace: namespace.to_string(),
+            urls: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn remember(&self, actor: &str, url: &str) {
+        if let Ok(mut urls) = self.urls.write() {
+            urls.insert(actor.to_string(), url.to_string());
+        }
+    }
+
+    /// The URL of `actor`'s queue, from the cache or `GetQueueUrl`.
+    async fn url_of(&self, actor: &str) -> Result<String, TransportError> {
+        if let Some(url) = self.urls.read().ok().and_then(|m| m.get(actor).cloned()) {
+            return Ok(url);
+        }
+        let queue = self.naming.queue(&self.namespace, actor);
+        let url = match self.client.get_queue_url().queue_name(&queue).send().await {
+            Ok(out) => out.queue_url.ok_or_else(|| TransportError::Publish {
+                queue: queue.clone(),
+                reason: "SQS returned no queue URL".into(),
+            })?,
+            Err(err) if is_missing_queue(&err) => {
+                return Err(TransportError::Publish {
+                    queue,
+                    reason: "queue does not exist".into(),
+                });
+            }
+            Err(err) => return Err(TransportError::Connection(describe(&err))),
+        };
+        self.remember(actor, &url);
+        Ok(url)
+    }
+
+    fn forget_url(&self, actor: &str) {
+        if let Ok(mut urls) = self.urls.write() {
+            urls.remove(actor);
+        }
+    }
+
+    async fn publish(
+        &self,
+        actor: &str,
+        body: &[u8],
+        delay: Duration,
+        max_hop_delay: Duration,
+    ) -> Result<(), TransportError> {
+        let queue = self.naming.queue(&self.namespace, actor);
+        let text = std::str::from_utf8(body).map_err(|_| TransportError::Publish {
+            queue: queue.clone(),
+            reason: "SQS message bodies must be UTF-8 text".into(),
+        })?;
+        let url = self.url_of(actor).await?;
+        let hop = delay::plan(delay, max_hop_delay, delay::now_ms());
+        send_to(&self.client, &url, text, hop).await.map_err(|err| {
+            if matches!(err, SqsSendError::MissingQueue) {
+                // The queue was deleted (and may come back under a new URL).
+                self.forget_url(actor);
+            }
+            TransportError::Publish {
+                queue,
+                reason: err.to_string(),
+            }
+        })
+    }
+}
+
+/// Publishes to actors' queues without consuming one (the gateway's side).
+pub struct SqsPublisher {
+    peers: Peers,
+    config: SqsConfig,
+}
+
+impl std::fmt::Debug for SqsPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqsPublisher")
+            .field("namespace", &self.peers.namespace)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqsPublisher {
+    /// A publisher for the actors of `namespace`. No call is made yet: queues are looked
+    /// up on the first publish to each actor (a missing one fails that publish).
+    pub async fn connect(config: SqsConfig, namespace: &str) -> Result<Self, TransportError> {
+        config.validate()?;
+        let client = client(&config).await;
+        Ok(SqsPublisher {
+            peers: Peers::new(client, &config, namespace),
+            config,
+        })
+    }
+
+    /// Publishes `body` to `actor`'s queue, now.
+    pub async fn publish(&self, actor: &str, body: &[u8]) -> Result<(), TransportError> {
+        self.peers
+            .publish(actor, body, Duration::ZERO, self.config.max_hop_delay)
+            .await
+    }
+}
+
+/// Sends one message to the queue at `url`; a chained delay's due time travels as a
+/// message attribute.
+async fn send_to(client: &Client, url: &str, body: &str, hop: Hop) -> Result<(), SqsSendError> {
+    let mut request = client
+        .send_message()
+        .queue_url(url)
+        .message_body(body)
+        .delay_seconds(hop.delay_seconds);
+    if let Some(due) = hop.due_at_ms {
+        let attribute = MessageAttributeValue::builder()
+            .data_type("Number")
+            .string_value(due.to_string())
+            .build()
+            .map_err(|e| SqsSendError::Other(e.to_string()))?;
+        request = request.message_attributes(DUE_AT_ATTRIBUTE, attribute);
+    }
+    request.send().await.map_err(|err| {
+        if is_missing_queue(&err) {
+            SqsSendError::MissingQueue
+        } else {
+            SqsSendError::Other(describe(&err))
+        }
+    })?;
+    Ok(())
+}
+
 #[derive(Debug)]
 enum SqsSendError {
     MissingQueue,
@@ -440,23 +526,9 @@ impl Transport for SqsTransport {
         body: Bytes,
         delay: Duration,
     ) -> Result<(), TransportError> {
-        let queue = self.config.naming.queue(&self.namespace, actor);
-        let text = std::str::from_utf8(&body).map_err(|_| TransportError::Publish {
-            queue: queue.clone(),
-            reason: "SQS message bodies must be UTF-8 text".into(),
-        })?;
-        let url = self.url_of(actor).await?;
-        let hop = delay::plan(delay, self.config.max_hop_delay, delay::now_ms());
-        self.send(&url, text, hop).await.map_err(|err| {
-            if matches!(err, SqsSendError::MissingQueue) {
-                // The queue was deleted (and may come back under a new URL).
-                self.forget_url(actor);
-            }
-            TransportError::Publish {
-                queue,
-                reason: err.to_string(),
-            }
-        })
+        self.peers
+            .publish(actor, &body, delay, self.config.max_hop_delay)
+            .await
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), TransportError> {
