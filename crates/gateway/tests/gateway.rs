@@ -525,6 +525,17 @@ async fn late_reports_are_not_applied(db: Db) {
         )
         .await;
     let id = task["id"].as_str().unwrap().to_string();
+    // An earlier actor's report after a later one's is stale: progress and the update
+    // history stay in route order.
+    let ahead = h.progress(&id, &["a"], "b", &[], "completed").await;
+    assert_eq!(ahead["applied"], true, "{ahead}");
+    let behind = h.progress(&id, &[], "a", &["b"], "processing").await;
+    assert_eq!(behind, json!({"applied": false, "status": "running"}));
+    let same = h.progress(&id, &["a"], "b", &[], "completed").await;
+    assert_eq!(
+        same["applied"], true,
+        "a repeated report at the same progress: {same}"
+    );
     h.finish(&id, json!({"status": "succeeded", "result": 1}))
         .await;
     let late = h.progress(&id, &["a"], "b", &[], "completed").await;

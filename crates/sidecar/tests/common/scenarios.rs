@@ -366,7 +366,10 @@ pub fn restart_rabbitmq() {
     }
     let _guard = StartGuard;
     let stopped = rabbitmqctl("stop_app", Duration::from_secs(60));
-    assert!(stopped, "rabbitmqctl stop_app failed or did not finish in 60 s");
+    assert!(
+        stopped,
+        "rabbitmqctl stop_app failed or did not finish in 60 s"
+    );
     std::thread::sleep(Duration::from_secs(2));
 }
 
