@@ -82,7 +82,11 @@ impl Router {
             Ok(env) => env,
             Err(handled) => return handled,
         };
-        let target = self.reporter.target(&env.headers, &env.id);
+        // Fan-out children have ids the gateway does not know (it would answer 404).
+        let target = match env.parent_id {
+            None => self.reporter.target(&env.headers, &env.id),
+            Some(_) => None,
+        };
         let Some(target) = target else {
             return self.process(slot, env, None).await;
         };
