@@ -748,6 +748,13 @@ mod mcp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // rmcp's client runs each notification's handler in a task of its own, so they
+        // reach the recorder in any order (the wire order is the server's): sort them.
+        recorder
+            .progress
+            .lock()
+            .unwrap()
+            .sort_by(|a, b| a.0.total_cmp(&b.0));
         let progress: Vec<f64> = recorder
             .progress
             .lock()
