@@ -48,6 +48,12 @@ tools:
     sleep: {type: number, required: true, description: seconds the middle actor sleeps}
   route: [a, slow, c]
   timeout: 90s
+- name: too-slow
+  description: one actor past its timeout (x-sump, not x-sink)
+  parameters:
+    sleep: {type: number, required: true, description: seconds the actor sleeps}
+  route: [late]
+  timeout: 90s
 - name: echo
   description: one actor that echoes
   parameters:
@@ -407,12 +413,19 @@ async fn pipeline_mesh() -> Mesh {
 
 /// A three-actor tool ends `succeeded` with the transformed result and every actor's
 /// progress in route order; a tool whose second actor raises ends `failed` with the
-/// handler's error type and message.
+/// handler's error type and message (x-sink's report); a tool whose actor runs past its
+/// timeout ends `failed` with the timeout (x-sump's report).
 async fn results_and_failures(db: Db) {
     if !servers_available(B) {
         return;
     }
-    let mesh = pipeline_mesh().await;
+    let mut mesh = pipeline_mesh().await;
+    mesh.actor(
+        "late",
+        "asya_test_handlers.slow",
+        &[("ASYA_RESILIENCY_ACTOR_TIMEOUT", "1s")],
+    )
+    .await;
     let Some(database) = Database::new(db, &mesh) else {
         return;
     };
@@ -424,6 +437,7 @@ async fn results_and_failures(db: Db) {
     let bad = gw
         .start_task("failing", json!({"n": 1, "trail": [], "pause": 0.3}))
         .await;
+    let late = gw.start_task("too-slow", json!({"sleep": 5})).await;
 
     let done = gw.wait_done(&mesh, &ok, LONG).await;
     assert_eq!(done["status"], "succeeded", "{done}");
@@ -471,6 +485,18 @@ async fn results_and_failures(db: Db) {
     // x-sump got it from x-sink too, and its report changed nothing.
     mesh.wait_stored("sump", 1, LONG).await;
     assert_eq!(gw.task(&bad).await["status"], "failed");
+
+    // Past the actor's timeout the envelope goes straight to x-sump, whose report fails
+    // the task with the timeout.
+    let timed_out = gw.wait_done(&mesh, &late, LONG).await;
+    assert_eq!(timed_out["status"], "failed", "{timed_out}");
+    assert!(
+        timed_out["error"]["type"]
+            .as_str()
+            .is_some_and(|t| t.contains("Timeout")),
+        "{timed_out}"
+    );
+    eprintln!("{db:?}: too-slow ended with {}", timed_out["error"]);
 }
 
 /// `kill -9` of the gateway while the middle actor works, 1.5 s down, restart on the same
