@@ -53,6 +53,10 @@ pub const SQS_VISIBILITY_TIMEOUT: &str = "ASYA_SQS_VISIBILITY_TIMEOUT";
 pub const S3_BUCKET: &str = "ASYA_S3_BUCKET";
 pub const S3_PREFIX: &str = "ASYA_S3_PREFIX";
 pub const S3_ENDPOINT: &str = "ASYA_S3_ENDPOINT";
+// Progress reporting.
+/// The gateway's mesh URL for envelopes that carry no `x-asya-gateway-url` header
+/// ([`crate::headers::GATEWAY_URL`]); unset: only envelopes with the header are reported.
+pub const GATEWAY_URL: &str = "ASYA_GATEWAY_URL";
 
 /// Every `ASYA_*` name the sidecar reads. Render may write no other `ASYA_*` name into the
 /// sidecar container (a test in the render crate checks every golden render).
@@ -92,6 +96,7 @@ pub const SIDECAR_READS: &[&str] = &[
     S3_BUCKET,
     S3_PREFIX,
     S3_ENDPOINT,
+    GATEWAY_URL,
 ];
 
 /// The runtime container's names that render sets (the runtime documents the rest).
@@ -248,6 +253,8 @@ pub struct SidecarEnv {
     pub rabbitmq: RabbitMqEnv,
     pub sqs: SqsEnv,
     pub s3: Option<S3Env>,
+    /// Fallback gateway URL for reports ([`GATEWAY_URL`]).
+    pub gateway_url: Option<String>,
 }
 
 /// A variable that could not be read: its name and what was wrong.
@@ -305,6 +312,7 @@ impl SidecarEnv {
                 visibility_timeout: Duration::from_secs(d::SQS_VISIBILITY_TIMEOUT_SECS),
             },
             s3: None,
+            gateway_url: None,
         }
     }
 
@@ -390,6 +398,9 @@ impl SidecarEnv {
             if let Some(e) = &s3.endpoint {
                 out.push((S3_ENDPOINT, e.clone()));
             }
+        }
+        if let Some(u) = &self.gateway_url {
+            out.push((GATEWAY_URL, u.clone()));
         }
         if self.max_frame_bytes != defaults::MAX_FRAME_BYTES {
             out.push((MAX_FRAME_BYTES, self.max_frame_bytes.to_string()));
@@ -538,6 +549,7 @@ impl SidecarEnv {
             prefix: get(S3_PREFIX).unwrap_or_default(),
             endpoint: get(S3_ENDPOINT),
         });
+        env.gateway_url = get(GATEWAY_URL);
         Ok(env)
     }
 }
@@ -576,6 +588,7 @@ mod tests {
         e.sqs.visibility_timeout = Duration::from_secs(1);
         e.resiliency_policies = Some("{}".into());
         e.resiliency_rules = Some("[]".into());
+        e.gateway_url = Some("http://gw:8081".into());
         for (k, _) in e.to_env() {
             assert!(SIDECAR_READS.contains(&k), "{k}");
         }
@@ -607,6 +620,7 @@ mod tests {
             port in any::<u16>(), prefetch in proptest::option::of(1u16..), wait in 0u32..=20, vis_s in 0u64..50_000,
             endpoint in proptest::option::of(text()), bucket in proptest::option::of(text()),
             policies in proptest::option::of(text()), legacy in any::<bool>(),
+            gateway in proptest::option::of(text()),
         ) -> SidecarEnv {
             let mut e = SidecarEnv::new(&actor, &namespace, if sqs { TransportKind::Sqs } else { TransportKind::RabbitMq });
             if legacy {
@@ -618,6 +632,7 @@ mod tests {
             e.shutdown_grace = Duration::from_secs(grace_s);
             e.max_frame_bytes = frame;
             e.resiliency_policies = policies;
+            e.gateway_url = gateway;
             if sqs {
                 e.sqs.endpoint = endpoint;
                 e.sqs.wait_time_seconds = wait;

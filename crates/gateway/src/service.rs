@@ -18,14 +18,14 @@ use futures::Stream;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use asya_contract::headers::GATEWAY_URL;
+
 use crate::config::ToolsConfig;
 use crate::publish::Publisher;
 use crate::store::{Applied, Store, StoreError};
 use crate::task::{NewUpdate, Task, TaskStatus, Update, now_ms, rfc3339_s};
 use crate::tool::ArgumentError;
 
-/// Header telling sidecars where to report (upstream's name, §5.3).
-pub const GATEWAY_URL_HEADER: &str = "x-asya-gateway-url";
 /// How often followers look at the store without being woken.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -56,7 +56,7 @@ pub struct Gateway {
     publisher: Publisher,
     /// Ids of tasks that just got an update in this process.
     wake: broadcast::Sender<String>,
-    /// Stamped into every envelope as [`GATEWAY_URL_HEADER`] when set.
+    /// Stamped into every envelope as header [`GATEWAY_URL`] when set.
     mesh_url: Option<String>,
 }
 
@@ -161,7 +161,7 @@ impl Gateway {
         let now = rfc3339_s(now_ms());
         let mut headers = Map::new();
         if let Some(url) = &self.mesh_url {
-            headers.insert(GATEWAY_URL_HEADER.into(), url.clone().into());
+            headers.insert(GATEWAY_URL.into(), url.clone().into());
         }
         let env = json!({
             "id": id,

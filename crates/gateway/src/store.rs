@@ -93,12 +93,15 @@ const PG: Queries = Queries {
     select_task: "SELECT id, tool, status, route::text AS route, arguments::text AS arguments, \
                   result::text AS result, error::text AS error, progress, actor, message, \
                   timeout_ms, created_at, updated_at FROM tasks WHERE id = $1",
-    // Forward only: a finished task is never touched, a running one never goes back to pending.
+    // Forward only: a finished task is never touched, a running one never goes back to
+    // pending, and a progress report behind the task's progress (an earlier actor's report
+    // that arrived after a later actor's: sidecars report independently) is stale.
     advance: "UPDATE tasks SET status = $2, progress = GREATEST(progress, $3), \
               actor = COALESCE($4, actor), message = $5, result = COALESCE($6::jsonb, result), \
               error = COALESCE($7::jsonb, error), updated_at = $8 \
               WHERE id = $1 AND status IN ('pending', 'running') \
-              AND NOT (status = 'running' AND $2 = 'pending')",
+              AND NOT (status = 'running' AND $2 = 'pending') \
+              AND NOT ($2 = 'running' AND $3 < progress)",
     insert_update: "INSERT INTO task_updates (task_id, status, actor, progress, message, result, error, created_at) \
                     VALUES ($1, $2, $3, (SELECT progress FROM tasks WHERE id = $1), $4, $5::jsonb, $6::jsonb, $7) \
                     RETURNING seq, progress",
@@ -119,7 +122,8 @@ const SQLITE: Queries = Queries {
               actor = COALESCE(?4, actor), message = ?5, result = COALESCE(?6, result), \
               error = COALESCE(?7, error), updated_at = ?8 \
               WHERE id = ?1 AND status IN ('pending', 'running') \
-              AND NOT (status = 'running' AND ?2 = 'pending')",
+              AND NOT (status = 'running' AND ?2 = 'pending') \
+              AND NOT (?2 = 'running' AND ?3 < progress)",
     insert_update: "INSERT INTO task_updates (task_id, status, actor, progress, message, result, error, created_at) \
                     VALUES (?1, ?2, ?3, (SELECT progress FROM tasks WHERE id = ?1), ?4, ?5, ?6, ?7) \
                     RETURNING seq, progress",

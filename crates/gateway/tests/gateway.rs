@@ -525,6 +525,17 @@ async fn late_reports_are_not_applied(db: Db) {
         )
         .await;
     let id = task["id"].as_str().unwrap().to_string();
+    // An earlier actor's report after a later one's is stale: progress and the update
+    // history stay in route order.
+    let ahead = h.progress(&id, &["a"], "b", &[], "completed").await;
+    assert_eq!(ahead["applied"], true, "{ahead}");
+    let behind = h.progress(&id, &[], "a", &["b"], "processing").await;
+    assert_eq!(behind, json!({"applied": false, "status": "running"}));
+    let same = h.progress(&id, &["a"], "b", &[], "completed").await;
+    assert_eq!(
+        same["applied"], true,
+        "a repeated report at the same progress: {same}"
+    );
     h.finish(&id, json!({"status": "succeeded", "result": 1}))
         .await;
     let late = h.progress(&id, &["a"], "b", &[], "completed").await;
@@ -737,6 +748,13 @@ mod mcp {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // rmcp's client runs each notification's handler in a task of its own, so they
+        // reach the recorder in any order (the wire order is the server's): sort them.
+        recorder
+            .progress
+            .lock()
+            .unwrap()
+            .sort_by(|a, b| a.0.total_cmp(&b.0));
         let progress: Vec<f64> = recorder
             .progress
             .lock()

@@ -43,6 +43,9 @@ pub struct Config {
     /// SQS visibility per receive; the sidecar extends it every third of it
     /// while a message is processed.
     pub visibility_timeout: Duration,
+    /// Gateway URL for envelopes without `x-asya-gateway-url` (`ASYA_GATEWAY_URL`),
+    /// checked by the same guard as the header.
+    pub gateway_url: Option<String>,
     /// This actor's queue (the contract's naming).
     queue: String,
 }
@@ -93,7 +96,11 @@ impl Config {
                 ));
             }
         };
+        if let Some(u) = &e.gateway_url {
+            crate::progress::checked_base(u).map_err(|why| bad(names::GATEWAY_URL, why))?;
+        }
         Ok(Self {
+            gateway_url: e.gateway_url.clone(),
             prefetch,
             queue: e.queue(),
             actor: e.actor,

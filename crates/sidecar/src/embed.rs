@@ -15,6 +15,7 @@ use crate::config::{Config, Role};
 use crate::end_roles::EndRole;
 use crate::error::SidecarError;
 use crate::metrics::Metrics;
+use crate::progress::Reporter;
 use crate::run::{Handler, Worker, build_handler};
 use crate::runtime_client::RuntimeClient;
 use crate::shutdown::Shutdown;
@@ -50,6 +51,7 @@ pub async fn run_actor<T: Transport>(
             cfg: cfg.clone(),
             store,
             metrics: metrics.clone(),
+            reporter: Reporter::start(cfg.gateway_url.as_deref(), &metrics),
         }),
     };
     Worker {

@@ -4,6 +4,11 @@
 //! `{prefix}failed/{id}.json` and forwards failed ones to x-sump, so handler
 //! failures reach x-sump only through x-sink. x-sump persists what it gets as
 //! `{prefix}sump/{id}.json` and logs it at ERROR. Neither calls a runtime.
+//!
+//! Both report the end of the task to the gateway when the envelope names one
+//! ([`crate::progress`]): x-sink `succeeded` with the payload or `failed` with
+//! `status.error`, x-sump `failed` (the gateway ignores it when x-sink already reported).
+//! Fan-out children (`parent_id` set) are not reported: the task is its first envelope.
 
 use std::sync::Arc;
 
@@ -12,6 +17,7 @@ use asya_storage::EnvelopeStore;
 use crate::config::{Config, Role};
 use crate::envelope::Envelope;
 use crate::metrics::Metrics;
+use crate::progress::Reporter;
 use crate::router::{Handled, Outgoing, original_id, raw_sump_envelope};
 
 /// Longest message text logged by x-sump.
@@ -22,6 +28,7 @@ pub struct EndRole {
     pub cfg: Arc<Config>,
     pub store: Option<EnvelopeStore>,
     pub metrics: Metrics,
+    pub reporter: Reporter,
 }
 
 impl EndRole {
@@ -74,6 +81,7 @@ impl EndRole {
             tracing::info!(id = %env.id, phase = env.status_str("phase").unwrap_or(""), envelope = %shown,
                 "final envelope (no ASYA_S3_BUCKET: not stored)");
         }
+        self.report_final(&env, failed);
         if failed {
             Handled::Forward {
                 out: vec![Outgoing {
@@ -93,8 +101,8 @@ impl EndRole {
     }
 
     async fn sump(&self, body: &[u8]) -> Handled {
-        let (id, stored) = match Envelope::parse(body) {
-            Ok(env) => (env.id, body.to_vec()),
+        let (id, stored, parsed) = match Envelope::parse(body) {
+            Ok(env) => (env.id.clone(), body.to_vec(), Some(env)),
             Err(e) => {
                 let wrapped = raw_sump_envelope(
                     body,
@@ -105,7 +113,7 @@ impl EndRole {
                 );
                 tracing::error!(id = %original_id(body), sump_id = %wrapped.id, error = %e,
                     "x-sump got an unparseable message; storing it wrapped in a new envelope");
-                (wrapped.id.clone(), wrapped.to_bytes())
+                (wrapped.id.clone(), wrapped.to_bytes(), None)
             }
         };
         let text = String::from_utf8_lossy(&stored);
@@ -117,9 +125,23 @@ impl EndRole {
                 Err(e) => return Handled::Requeue(format!("storing {id}: {e}")),
             }
         }
+        if let Some(env) = &parsed {
+            self.report_final(env, true);
+        }
         Handled::Forward {
             out: vec![],
             status: "end_consumed",
+        }
+    }
+
+    /// Reports the task's end to the gateway (stored first: a requeue reports again, and
+    /// the gateway answers a repeated final report without applying it).
+    fn report_final(&self, env: &Envelope, failed: bool) {
+        if env.parent_id.is_some() {
+            return;
+        }
+        if let Some(t) = self.reporter.target(&env.headers, &env.id) {
+            self.reporter.final_report(&t, env, failed);
         }
     }
 }

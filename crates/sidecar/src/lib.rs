@@ -16,6 +16,7 @@ pub mod end_roles;
 pub mod envelope;
 pub mod error;
 pub mod metrics;
+pub mod progress;
 pub mod resiliency;
 pub mod router;
 pub mod run;

@@ -95,6 +95,8 @@ pub struct Metrics {
     processed_by: Resolved,
     failed_by: Resolved,
     invocations_by: Resolved,
+    reports_dropped: Family<ReasonLabels, Counter>,
+    reports_dropped_by: Resolved,
 }
 
 impl Metrics {
@@ -108,6 +110,7 @@ impl Metrics {
         let invocations = Family::<OutcomeLabels, Counter>::default();
         let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
         let active = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        let reports_dropped = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "messages_received",
             "Messages received from the actor's queue",
@@ -148,6 +151,11 @@ impl Metrics {
             "Messages being processed now",
             active.clone(),
         );
+        registry.register(
+            "gateway_reports_dropped",
+            "Progress and final reports to the gateway that were not delivered, by reason",
+            reports_dropped.clone(),
+        );
         let received_here = received
             .get_or_create(&ReceivedLabels {
                 queue: queue.to_string(),
@@ -165,6 +173,8 @@ impl Metrics {
             processed_by: Resolved::default(),
             failed_by: Resolved::default(),
             invocations_by: Resolved::default(),
+            reports_dropped,
+            reports_dropped_by: Resolved::default(),
             queue: queue.to_string(),
             registry: Arc::new(registry),
             processed,
@@ -228,6 +238,19 @@ impl Metrics {
                 .get_or_create(&OutcomeLabels {
                     queue: self.queue.clone(),
                     outcome: outcome.to_string(),
+                })
+                .clone()
+        });
+    }
+
+    /// A report to the gateway that was not delivered: `queue_full`, `retries_exhausted`,
+    /// `rejected` (the gateway answered 4xx), `bad_url` (the header failed the URL guard).
+    pub fn report_dropped(&self, reason: &'static str) {
+        self.reports_dropped_by.inc(reason, || {
+            self.reports_dropped
+                .get_or_create(&ReasonLabels {
+                    queue: self.queue.clone(),
+                    reason: reason.to_string(),
                 })
                 .clone()
         });
@@ -309,6 +332,7 @@ mod tests {
         m.observe_duration(0.01);
         m.handler_invocation("success");
         m.active_inc();
+        m.report_dropped("queue_full");
         let text = m.encode();
         for name in [
             "asya_actor_messages_received_total{queue=\"asya-ns-a\",transport=\"rabbitmq\"} 1",
@@ -319,6 +343,7 @@ mod tests {
             "asya_actor_processing_duration_seconds_count{queue=\"asya-ns-a\"} 1",
             "asya_actor_active_messages 1",
             "asya_actor_handler_invocations_total{queue=\"asya-ns-a\",outcome=\"success\"} 1",
+            "asya_actor_gateway_reports_dropped_total{queue=\"asya-ns-a\",reason=\"queue_full\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

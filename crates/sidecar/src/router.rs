@@ -14,6 +14,7 @@ use crate::envelope::{
     Envelope, FIRST_ATTEMPT_HEADER, Route, now_rfc3339, parse_rfc3339, payload_of, sidecar_error,
 };
 use crate::metrics::Metrics;
+use crate::progress::{Reporter, Step, Target};
 use crate::resiliency::Decision;
 use crate::runtime_client::{InvokeOutcome, OutFrame, RuntimeClient, RuntimeConn, invoke_frame};
 use crate::shutdown::Shutdown;
@@ -70,12 +71,45 @@ pub struct Router {
     pub runtime: RuntimeClient,
     pub metrics: Metrics,
     pub shutdown: Shutdown,
+    pub reporter: Reporter,
 }
 
 impl Router {
-    /// Decides what `body` becomes.
+    /// Decides what `body` becomes, reporting `received`, `processing` and `completed` to
+    /// the gateway when the envelope names one (see [`crate::progress`]).
     pub async fn handle(&self, slot: &mut Slot, body: &[u8]) -> Handled {
-        let mut env = match Envelope::parse(body) {
+        let env = match self.parse(body) {
+            Ok(env) => env,
+            Err(handled) => return handled,
+        };
+        // Fan-out children have ids the gateway does not know (it would answer 404).
+        let target = match env.parent_id {
+            None => self.reporter.target(&env.headers, &env.id),
+            Some(_) => None,
+        };
+        let Some(target) = target else {
+            return self.process(slot, env, None).await;
+        };
+        // Reporting is on: the route as received addresses all three reports.
+        let started = Instant::now();
+        let route = env.route.clone();
+        self.reporter
+            .progress(&target, &route, Step::Received, None);
+        let handled = self.process(slot, env, Some((&target, &route))).await;
+        if let Handled::Forward {
+            status: "success" | "empty_response",
+            ..
+        } = &handled
+        {
+            self.reporter
+                .progress(&target, &route, Step::Completed, Some(started.elapsed()));
+        }
+        handled
+    }
+
+    /// Parses `body` and checks it is addressed to this actor; what to do otherwise.
+    fn parse(&self, body: &[u8]) -> Result<Envelope, Handled> {
+        let env = match Envelope::parse(body) {
             Ok(env) => env,
             Err(e) => {
                 self.metrics.failed("parse_error");
@@ -88,10 +122,10 @@ impl Router {
                 );
                 tracing::error!(id = %original_id(body), sump_id = %wrapped.id, error = %e, bytes = body.len(),
                     "unparseable message; sending it to x-sump wrapped in a new envelope");
-                return Handled::Forward {
+                return Err(Handled::Forward {
                     out: vec![self.outgoing(&self.cfg.sump, &wrapped, "sump")],
                     status: "error",
-                };
+                });
             }
         };
         if env.route.curr != self.cfg.actor {
@@ -100,8 +134,23 @@ impl Router {
                 env.route.curr, self.cfg.actor
             );
             self.metrics.failed("route_mismatch");
-            return self.sump_logged(env, "RouteMismatch", sidecar_error("RouteMismatch", msg));
+            return Err(self.sump_logged(
+                env,
+                "RouteMismatch",
+                sidecar_error("RouteMismatch", msg),
+            ));
         }
+        Ok(env)
+    }
+
+    /// Calls the runtime with `env` and decides where its results go. `report`: where to
+    /// say `processing`, when the envelope is reported.
+    async fn process(
+        &self,
+        slot: &mut Slot,
+        mut env: Envelope,
+        report: Option<(&Target, &Route)>,
+    ) -> Handled {
         self.begin_attempt(&mut env);
         let deadline = self.cfg.actor_timeout;
         let request = invoke_frame(&env.to_bytes(), Some(deadline));
@@ -120,6 +169,10 @@ impl Router {
             );
         }
         let backstop = backstop_timeout(deadline);
+        if let Some((target, route)) = report {
+            self.reporter
+                .progress(target, route, Step::Processing, None);
+        }
 
         // Runtime lives that died under this message: one crash each.
         let mut crashed_in: Vec<std::sync::Arc<str>> = Vec::new();

@@ -16,9 +16,13 @@ use crate::config::{Config, Role, TransportKind};
 use crate::end_roles::EndRole;
 use crate::error::SidecarError;
 use crate::metrics::Metrics;
+use crate::progress::Reporter;
 use crate::router::{Handled, Outgoing, Router, Slot};
 use crate::runtime_client::RuntimeClient;
 use crate::shutdown::Shutdown;
+
+/// How long shutdown waits for queued gateway reports (x-sink's last final reports).
+const REPORT_DRAIN: Duration = Duration::from_secs(2);
 
 /// Pause before handing back a message that could not be decided, so a
 /// missing dependency (store down, runtime away) does not spin.
@@ -29,6 +33,15 @@ const REQUEUE_PAUSE: Duration = Duration::from_millis(500);
 pub enum Handler {
     Regular(Router),
     End(EndRole),
+}
+
+impl Handler {
+    fn reporter(&self) -> &Reporter {
+        match self {
+            Handler::Regular(r) => &r.reporter,
+            Handler::End(e) => &e.reporter,
+        }
+    }
 }
 
 /// Everything a slot needs.
@@ -84,6 +97,7 @@ impl<T: Transport> Worker<T> {
                 }
             }
         }
+        this.handler.reporter().drain(REPORT_DRAIN).await;
         this.transport.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -244,6 +258,7 @@ pub async fn build_handler(
                 runtime: runtime.clone(),
                 metrics: metrics.clone(),
                 shutdown: shutdown.clone(),
+                reporter: Reporter::start(cfg.gateway_url.as_deref(), metrics),
             }))
         }
         Role::Sink | Role::Sump => {
@@ -255,6 +270,7 @@ pub async fn build_handler(
                 cfg: cfg.clone(),
                 store,
                 metrics: metrics.clone(),
+                reporter: Reporter::start(cfg.gateway_url.as_deref(), metrics),
             }))
         }
     }
@@ -391,6 +407,7 @@ mod tests {
                 cfg,
                 store: None,
                 metrics: metrics.clone(),
+                reporter: Reporter::disabled(),
             }),
             metrics,
             shutdown: shutdown.clone(),

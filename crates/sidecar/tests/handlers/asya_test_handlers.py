@@ -15,18 +15,21 @@ class FatalError(Exception):
 
 
 def step_a(payload):
+    time.sleep(payload.get("pause", 0))
     payload["trail"].append("a")
     payload["n"] = payload["n"] * 2
     return payload
 
 
 def step_b(payload):
+    time.sleep(payload.get("pause", 0))
     payload["trail"].append("b")
     payload["n"] = payload["n"] + 1
     return payload
 
 
 def step_c(payload):
+    time.sleep(payload.get("pause", 0))
     payload["trail"].append("c")
     payload["n"] = payload["n"] * 10
     return payload
@@ -51,6 +54,7 @@ def always_fails(payload):
 
 
 def fatal(payload):
+    time.sleep(payload.get("pause", 0) if isinstance(payload, dict) else 0)
     raise FatalError("not worth retrying")
 
 
