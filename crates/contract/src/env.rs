@@ -106,6 +106,19 @@ pub mod runtime {
     pub use super::{LOG_LEVEL, SHUTDOWN_GRACE, SOCKET_DIR, SOCKET_NAME};
 }
 
+/// The gateway's own names (the `asya-gateway` chart writes them; the gateway reads
+/// them beside the sidecar's broker settings above).
+pub mod gateway {
+    /// Task store URL: `postgres://…`, `sqlite:FILE` or `sqlite::memory:`.
+    pub const DATABASE_URL: &str = "ASYA_DATABASE_URL";
+    /// The PostgreSQL password, apart from the URL (the chart sets it from a Secret).
+    pub const DATABASE_PASSWORD: &str = "ASYA_DATABASE_PASSWORD";
+    /// Bearer token required on `/mcp` and `/tasks`.
+    pub const AUTH_TOKEN: &str = "ASYA_GATEWAY_AUTH_TOKEN";
+    /// File holding that token (re-read when it changes); wins over [`AUTH_TOKEN`].
+    pub const AUTH_TOKEN_FILE: &str = "ASYA_GATEWAY_AUTH_TOKEN_FILE";
+}
+
 /// Defaults, applied once by [`SidecarEnv::from_env`] (render leaves out what equals them).
 pub mod defaults {
     pub const SOCKET_DIR: &str = "/var/run/asya";

@@ -11,8 +11,7 @@ use asya_gateway::store::Store;
 use asya_gateway::{ApiOptions, Gateway, reload, serve_with};
 use clap::Parser;
 
-/// The PostgreSQL password, apart from `--database-url` (the chart sets it from a Secret).
-const DATABASE_PASSWORD: &str = "ASYA_DATABASE_PASSWORD";
+use asya_contract::env::gateway::{AUTH_TOKEN, DATABASE_PASSWORD};
 
 /// MCP tools and a REST API that start Asya actor pipelines.
 ///
@@ -32,7 +31,7 @@ struct Args {
     /// The PostgreSQL password may come apart from the URL, in ASYA_DATABASE_PASSWORD.
     #[arg(
         long,
-        env = "ASYA_DATABASE_URL",
+        env = asya_contract::env::gateway::DATABASE_URL,
         default_value = "sqlite:asya-gateway.db"
     )]
     database_url: String,
@@ -50,7 +49,7 @@ struct Args {
     allowed_hosts: Vec<String>,
     /// Require `Authorization: Bearer <token>` on /mcp and /tasks, the token read from this
     /// file (re-read when it changes). Or set ASYA_GATEWAY_AUTH_TOKEN.
-    #[arg(long, env = "ASYA_GATEWAY_AUTH_TOKEN_FILE")]
+    #[arg(long, env = asya_contract::env::gateway::AUTH_TOKEN_FILE)]
     auth_token_file: Option<PathBuf>,
     /// Seconds between looks at the tools file (and token file) for changes; 0: never.
     #[arg(long, default_value_t = 5)]
@@ -62,8 +61,8 @@ fn bearer_auth(args: &Args) -> anyhow::Result<Option<BearerAuth>> {
     if let Some(f) = &args.auth_token_file {
         return Ok(Some(BearerAuth::from_file(f)?));
     }
-    match std::env::var("ASYA_GATEWAY_AUTH_TOKEN") {
-        Ok(t) => Ok(Some(BearerAuth::new(&t, "ASYA_GATEWAY_AUTH_TOKEN")?)),
+    match std::env::var(AUTH_TOKEN) {
+        Ok(t) => Ok(Some(BearerAuth::new(&t, AUTH_TOKEN)?)),
         Err(_) => Ok(None),
     }
 }
