@@ -624,7 +624,113 @@ macro_rules! both_stores {
     };
 }
 
-both_stores!(results_and_failures, gateway_killed_mid_pipeline);
+/// Records the progress notifications an MCP client receives.
+#[derive(Clone, Default)]
+struct McpRecorder {
+    progress: std::sync::Arc<std::sync::Mutex<Vec<(f64, Option<String>)>>>,
+}
+
+impl rmcp::ClientHandler for McpRecorder {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        if let Ok(mut seen) = self.progress.lock() {
+            seen.push((params.progress, params.message));
+        }
+    }
+}
+
+/// rmcp's own client calls the three-actor tool over `/mcp`: real sidecars and runtimes
+/// run it, the call answers with the transformed result, and the progress notifications
+/// it received name the actors in route order (a's before b's before c's).
+async fn mcp_call_through_real_actors(db: Db) {
+    use rmcp::ServiceExt;
+    use rmcp::model::{CallToolRequestParams, ClientRequest, Request, ServerResult};
+    use rmcp::service::PeerRequestOptions;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    if !servers_available(B) {
+        return;
+    }
+    let mesh = pipeline_mesh().await;
+    let Some(database) = Database::new(db, &mesh) else {
+        return;
+    };
+    let gw = Gateway::start(&mesh, &database).await;
+    let recorder = McpRecorder::default();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(gw.api("/mcp")),
+    );
+    let client = recorder
+        .clone()
+        .serve(transport)
+        .await
+        .expect("MCP initialize");
+    let mut params = CallToolRequestParams::new("pipeline");
+    params.arguments = json!({"n": 2, "trail": [], "pause": 0.3})
+        .as_object()
+        .cloned();
+    let handle = client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(params)),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("tools/call sent");
+    let answer = tokio::time::timeout(LONG, handle.await_response())
+        .await
+        .expect("tools/call answered in time")
+        .expect("tools/call");
+    let ServerResult::CallToolResult(result) = answer else {
+        panic!("not a tool result: {answer:?}")
+    };
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    // (2 × 2 + 1) × 10, through a, b and c.
+    assert_eq!(
+        result.structured_content,
+        Some(json!({"n": 50, "trail": ["a", "b", "c"], "pause": 0.3}))
+    );
+    // The client handles notifications in tasks of their own: wait for them to land,
+    // then order them by progress (MCP requires the server to send them increasing).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut seen = recorder.progress.lock().expect("recorder").clone();
+    seen.sort_by(|a, b| a.0.total_cmp(&b.0));
+    eprintln!("{db:?}: MCP progress {seen:?}");
+    assert_eq!(
+        seen.first().and_then(|s| s.1.as_deref()),
+        Some("task created"),
+        "{seen:?}"
+    );
+    let actor_of = |m: &Option<String>| {
+        m.as_deref()
+            .and_then(|m| m.split(':').next())
+            .map(str::to_string)
+    };
+    let mut order: Vec<String> = Vec::new();
+    for (_, message) in &seen[1..] {
+        if let Some(actor) = actor_of(message) {
+            if order.last() != Some(&actor) {
+                order.push(actor);
+            }
+        }
+    }
+    assert_eq!(order, ["a", "b", "c"], "{seen:?}");
+    let values: Vec<f64> = seen.iter().map(|s| s.0).collect();
+    assert!(
+        values.windows(2).all(|w| w[0] < w[1]),
+        "progress values repeat: {values:?}"
+    );
+    let _ = client.cancel().await;
+}
+
+both_stores!(
+    results_and_failures,
+    gateway_killed_mid_pipeline,
+    mcp_call_through_real_actors
+);
 
 /// p-th percentile of sorted `v` (milliseconds).
 fn pct(v: &[f64], p: f64) -> f64 {
