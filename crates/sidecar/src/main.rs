@@ -64,10 +64,15 @@ fn run() -> ExitCode {
         }
     };
     asya_sidecar::app::init_logging(&cfg.log_level, &cfg.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One worker thread unless TOKIO_WORKER_THREADS says otherwise: lapin runs its own
+    // I/O thread, and a second worker mostly added cross-thread wake-ups (measured on 2
+    // cores: 62-63 instead of 70-81 µs of sidecar CPU per message at concurrency 64,
+    // BENCHMARKS.md). A sidecar is usually limited to a fraction of a core anyway.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("asya-sidecar: tokio runtime: {e}");

@@ -327,7 +327,8 @@ async fn bench_sidecar(args: &Args, handlers: &PathBuf, conc: usize) -> Result<S
     })
 }
 
-#[tokio::main]
+// One worker, as the sidecar: the raw lapin baseline measured faster that way too.
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> Result<()> {
     let args = Args::parse();
     let handlers = handlers_dir()?;
