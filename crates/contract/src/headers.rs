@@ -12,3 +12,10 @@ pub const MESH_STATUS: &str = "x-asya-mesh-status";
 
 /// The [`MESH_STATUS`] value that disables reporting.
 pub const MESH_STATUS_OFF: &str = "off";
+
+/// `status.deadline_at` (RFC3339 UTC): the absolute deadline of the whole pipeline. The
+/// gateway stamps it from the tool's timeout; no one downstream changes it. A sidecar
+/// sends an envelope whose deadline has passed (or is less than a second away) to x-sink
+/// as failed (reason `Timeout`) without calling its handler, and bounds a handler call by
+/// the time left.
+pub const STATUS_DEADLINE_AT: &str = "deadline_at";

@@ -7,7 +7,8 @@
 //!   applied once, in [`SidecarEnv::from_env`]; none of its fields is optional unless
 //!   "absent" is a meaning of its own.
 //! - [`duration`]: Go-style durations (`300ms`, `1.5s`, `1h30m`), one parser for all.
-//! - [`headers`]: envelope headers shared by the gateway and the sidecar.
+//! - [`headers`]: envelope headers (and the `status.deadline_at` field) shared by the
+//!   gateway and the sidecar.
 //! - [`queue_name`], [`QueueNaming`] and [`TransportKind`].
 
 pub mod duration;

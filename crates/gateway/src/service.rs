@@ -114,7 +114,7 @@ impl Gateway {
         self.store
             .create(&id, &def.name, &def.route, &args, timeout_ms)
             .await?;
-        let body = self.envelope(&id, &def.route, args);
+        let body = self.envelope(&id, &def.route, args, timeout_ms);
         let first = &def.route[0];
         if let Err(e) = self.publisher.publish(first, Bytes::from(body)).await {
             let reason = e.to_string();
@@ -156,9 +156,14 @@ impl Gateway {
     }
 
     /// The envelope of a new task: id = task id, route = the tool's actors, payload = the
-    /// checked arguments.
-    fn envelope(&self, id: &str, route: &[String], payload: Value) -> Vec<u8> {
-        let now = rfc3339_s(now_ms());
+    /// checked arguments, `status.deadline_at` = now + the tool's timeout (the sidecars
+    /// stop the pipeline there: docs/sidecar.md, "Deadline").
+    fn envelope(&self, id: &str, route: &[String], payload: Value, timeout_ms: i64) -> Vec<u8> {
+        let now_ms = now_ms();
+        let now = rfc3339_s(now_ms);
+        // Rounded up to the whole second the format carries: never earlier than the timeout.
+        let deadline_at =
+            rfc3339_s(now_ms.saturating_add(timeout_ms).saturating_add(999) / 1000 * 1000);
         let mut headers = Map::new();
         if let Some(url) = &self.mesh_url {
             headers.insert(GATEWAY_URL.into(), url.clone().into());
@@ -173,6 +178,7 @@ impl Gateway {
                 "attempt": 1,
                 "created_at": now,
                 "updated_at": now,
+                (asya_contract::headers::STATUS_DEADLINE_AT): deadline_at,
             },
             "payload": payload,
         });

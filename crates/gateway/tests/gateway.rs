@@ -346,6 +346,18 @@ async fn task_runs_through_rest_mesh_and_sse(db: Db) {
     assert_eq!(env["payload"], json!({"text": "hello", "model": "small"}));
     assert_eq!(env["headers"]["x-asya-gateway-url"], h.mesh.as_str());
     assert_eq!(env["status"]["phase"], "pending");
+    // The pipeline's deadline: created + the tool's 20 s, rounded up to the second.
+    let secs = |field: &str| {
+        let text = env["status"][field].as_str().unwrap_or_default();
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap_or_else(|e| panic!("status.{field} {text:?}: {e}"))
+            .timestamp()
+    };
+    let ahead = secs("deadline_at") - secs("created_at");
+    assert!(
+        (20..=21).contains(&ahead),
+        "deadline_at - created_at = {ahead} s"
+    );
 
     h.progress(
         &id,

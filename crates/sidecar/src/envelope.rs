@@ -9,6 +9,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use asya_contract::headers::STATUS_DEADLINE_AT;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -191,6 +192,12 @@ impl Envelope {
     }
 
     /// `status.<key>` as a string.
+    /// `status.deadline_at` (the pipeline's deadline, [`STATUS_DEADLINE_AT`]), when the
+    /// envelope carries a readable one.
+    pub fn deadline_at(&self) -> Option<SystemTime> {
+        self.status_str(STATUS_DEADLINE_AT).and_then(parse_rfc3339)
+    }
+
     pub fn status_str(&self, key: &str) -> Option<&str> {
         self.status.as_ref()?.get(key)?.as_str()
     }

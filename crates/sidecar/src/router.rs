@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use asya_contract::headers::STATUS_DEADLINE_AT;
 use serde_json::{Map, Value, json};
 
 use crate::config::Config;
@@ -26,6 +27,8 @@ const MAX_RUNTIME_CRASHES: u32 = 3;
 /// Calls of one message in total (crashes plus connections lost before the
 /// request went out) before it is given back to the queue.
 const MAX_CALL_ATTEMPTS: u32 = 10;
+/// Least time left before the pipeline's deadline for a handler call to start.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 /// The error type a runtime answers when a handler ran past `deadline_ms`.
 pub const RUNTIME_TIMEOUT_TYPE: &str = "asya.Timeout";
 
@@ -152,7 +155,25 @@ impl Router {
         report: Option<(&Target, &Route)>,
     ) -> Handled {
         self.begin_attempt(&mut env);
-        let deadline = self.cfg.actor_timeout;
+        // The pipeline's deadline (status.deadline_at, from the gateway) bounds the call;
+        // past it, or too close to start, the handler is not called at all.
+        let sla_left = env.deadline_at().map(|at| {
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        if let Some(left) = sla_left
+            && left < DEADLINE_MARGIN
+        {
+            let at = env.status_str(STATUS_DEADLINE_AT).unwrap_or("").to_string();
+            let msg = format!(
+                "the pipeline's deadline (status.deadline_at = {at}) has passed or is less than {DEADLINE_MARGIN:?} away; the handler was not called"
+            );
+            return self.deadline_passed(env, sidecar_error("DeadlineExceeded", msg));
+        }
+        let sla_bound = sla_left.is_some_and(|left| left < self.cfg.actor_timeout);
+        let deadline = sla_left.map_or(self.cfg.actor_timeout, |left| {
+            left.min(self.cfg.actor_timeout)
+        });
         let request = invoke_frame(&env.to_bytes(), Some(deadline));
         let frame_len = request.len() - 4;
         if frame_len > self.runtime.max_frame() {
@@ -208,10 +229,16 @@ impl Router {
                     slot.conn = None;
                     self.runtime.retire(&boot);
                     let msg = format!(
-                        "runtime timeout exceeded after {:?} (ASYA_RESILIENCY_ACTOR_TIMEOUT = {deadline:?})",
-                        started.elapsed()
+                        "runtime timeout exceeded after {:?} (ASYA_RESILIENCY_ACTOR_TIMEOUT = {:?}, time left before the pipeline's deadline: {sla_left:?})",
+                        started.elapsed(),
+                        self.cfg.actor_timeout
                     );
-                    return self.timed_out(env, sidecar_error("Timeout", msg));
+                    let err = sidecar_error("Timeout", msg);
+                    if sla_bound {
+                        self.metrics.handler_invocation("timeout");
+                        return self.deadline_passed(env, err);
+                    }
+                    return self.timed_out(env, err);
                 }
             };
             match outcome {
@@ -221,6 +248,10 @@ impl Router {
                     // The runtime could not stop the handler and exits.
                     slot.conn = None;
                     self.runtime.retire(&boot);
+                    if sla_bound {
+                        self.metrics.handler_invocation("timeout");
+                        return self.deadline_passed(env, err);
+                    }
                     return self.timed_out(env, err);
                 }
                 InvokeOutcome::Done(frames) => {
@@ -273,6 +304,15 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// The pipeline's deadline passed (before or during the call): x-sink as failed,
+    /// reason `Timeout`, so the caller (the gateway's task) learns of it; not x-sump,
+    /// since the handler kept to its own timeout.
+    fn deadline_passed(&self, env: Envelope, err: Value) -> Handled {
+        self.metrics.failed("deadline_exceeded");
+        tracing::warn!(id = %env.id, message = %err_message(&err), "pipeline deadline passed; sending to x-sink as failed");
+        self.fail_to_sink(env, err, "Timeout", "deadline_exceeded")
     }
 
     /// A call past the actor timeout (the sidecar's own timer or the

@@ -54,6 +54,12 @@ tools:
     sleep: {type: number, required: true, description: seconds the actor sleeps}
   route: [late]
   timeout: 90s
+- name: short-deadline
+  description: a slow actor past the tool's 3 s timeout (the pipeline's deadline)
+  parameters:
+    sleep: {type: number, required: true, description: seconds the actor sleeps}
+  route: [slow]
+  timeout: 3s
 - name: echo
   description: one actor that echoes
   parameters:
@@ -438,6 +444,7 @@ async fn results_and_failures(db: Db) {
         .start_task("failing", json!({"n": 1, "trail": [], "pause": 0.3}))
         .await;
     let late = gw.start_task("too-slow", json!({"sleep": 5})).await;
+    let expired = gw.start_task("short-deadline", json!({"sleep": 30})).await;
 
     let done = gw.wait_done(&mesh, &ok, LONG).await;
     assert_eq!(done["status"], "succeeded", "{done}");
@@ -497,6 +504,21 @@ async fn results_and_failures(db: Db) {
         "{timed_out}"
     );
     eprintln!("{db:?}: too-slow ended with {}", timed_out["error"]);
+
+    // The tool's 3 s timeout is the envelope's status.deadline_at: the slow actor's 30 s
+    // call is ended there (its own timeout is 5 min), and x-sink's report fails the task.
+    let past_deadline = gw.wait_done(&mesh, &expired, LONG).await;
+    assert_eq!(past_deadline["status"], "failed", "{past_deadline}");
+    assert!(
+        past_deadline["error"]["type"]
+            .as_str()
+            .is_some_and(|t| t.contains("Timeout") || t == "DeadlineExceeded"),
+        "{past_deadline}"
+    );
+    eprintln!(
+        "{db:?}: short-deadline ended with {}",
+        past_deadline["error"]
+    );
 }
 
 /// `kill -9` of the gateway while the middle actor works, 1.5 s down, restart on the same
@@ -624,10 +646,13 @@ macro_rules! both_stores {
     };
 }
 
+/// One progress notification: its value and message.
+type Progress = (f64, Option<String>);
+
 /// Records the progress notifications an MCP client receives.
 #[derive(Clone, Default)]
 struct McpRecorder {
-    progress: std::sync::Arc<std::sync::Mutex<Vec<(f64, Option<String>)>>>,
+    progress: std::sync::Arc<std::sync::Mutex<Vec<Progress>>>,
 }
 
 impl rmcp::ClientHandler for McpRecorder {
@@ -711,10 +736,10 @@ async fn mcp_call_through_real_actors(db: Db) {
     };
     let mut order: Vec<String> = Vec::new();
     for (_, message) in &seen[1..] {
-        if let Some(actor) = actor_of(message) {
-            if order.last() != Some(&actor) {
-                order.push(actor);
-            }
+        if let Some(actor) = actor_of(message)
+            && order.last() != Some(&actor)
+        {
+            order.push(actor);
         }
     }
     assert_eq!(order, ["a", "b", "c"], "{seen:?}");

@@ -84,6 +84,13 @@ async fn oversize_request_is_refused_by_the_sidecar_in_one_attempt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_deadline_ends_at_x_sink() {
+    if servers_available(B) {
+        scenarios::pipeline_deadline_ends_at_x_sink(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runtime_crash_is_counted_once_per_runtime_life() {
     if servers_available(B) {
         scenarios::a_runtime_crash_is_counted_once_per_life(B).await;

@@ -247,6 +247,61 @@ pub async fn route_mismatch_goes_to_sump(broker: Broker) {
     assert_eq!(status(&sump[0], "reason"), "RouteMismatch");
 }
 
+/// `status.deadline_at` (the gateway's deadline for the whole pipeline): an envelope past
+/// it goes to x-sink as failed (reason `Timeout`, `DeadlineExceeded`) without a handler
+/// call; one whose deadline is nearer than the actor timeout (5 min here) has its slow
+/// call ended at the deadline, and goes to x-sink too (not x-sump: the handler kept to
+/// its own timeout).
+pub async fn pipeline_deadline_ends_at_x_sink(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor("s", "asya_test_handlers.slow", &[]).await;
+    mesh.end_actor("x-sink").await;
+    let with_deadline = |id: &str, sleep: u64, at: std::time::SystemTime| {
+        let mut env: Value =
+            serde_json::from_slice(&envelope(id, &["s"], json!({"sleep": sleep}))).expect("json");
+        env["status"] = json!({"phase": "pending", "actor": "s", "attempt": 1,
+            "deadline_at": humantime::format_rfc3339_seconds(at).to_string()});
+        serde_json::to_vec(&env).expect("json")
+    };
+    let now = std::time::SystemTime::now();
+    mesh.publish(
+        "s",
+        &with_deadline("dl-past", 0, now - Duration::from_secs(10)),
+    )
+    .await;
+    let started = Instant::now();
+    mesh.publish(
+        "s",
+        &with_deadline("dl-near", 30, now + Duration::from_secs(4)),
+    )
+    .await;
+    let failed = mesh.wait_stored("failed", 2, LONG).await;
+    let took = started.elapsed();
+    let by_id = |id: &str| {
+        failed
+            .iter()
+            .find(|e| e["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in x-sink's failed/: {failed:?}"))
+    };
+    let past = by_id("dl-past");
+    assert_eq!(status(past, "reason"), "Timeout", "{past}");
+    assert_eq!(status(past, "error")["type"], "DeadlineExceeded", "{past}");
+    let near = by_id("dl-near");
+    assert_eq!(status(near, "reason"), "Timeout", "{near}");
+    let kind = status(near, "error")["type"].clone();
+    assert!(kind == "asya.Timeout" || kind == "Timeout", "{near}");
+    assert!(
+        took < Duration::from_secs(20),
+        "the 30 s call was not ended at its 4 s deadline: {took:?}"
+    );
+    assert!(
+        mesh.wait_stored("succeeded", 0, Duration::from_millis(1))
+            .await
+            .is_empty(),
+        "an envelope past its deadline was processed"
+    );
+}
+
 /// A call longer than actorTimeout is abandoned: x-sump with Timeout.
 pub async fn actor_timeout_sends_to_sump(broker: Broker) {
     let mut mesh = Mesh::new(broker).await;
