@@ -17,6 +17,7 @@ pub mod http;
 pub mod mcp;
 pub mod metrics;
 pub mod publish;
+pub mod reaper;
 pub mod reload;
 pub mod service;
 pub mod store;

@@ -51,6 +51,10 @@ struct Args {
     /// file (re-read when it changes). Or set ASYA_GATEWAY_AUTH_TOKEN.
     #[arg(long, env = asya_contract::env::gateway::AUTH_TOKEN_FILE)]
     auth_token_file: Option<PathBuf>,
+    /// Seconds after a task's deadline (created + the tool's timeout) before a task with
+    /// no final report is failed (`DeadlineExceeded`); 0: never.
+    #[arg(long, default_value_t = 30)]
+    deadline_grace: u64,
     /// Seconds between looks at the tools file (and token file) for changes; 0: never.
     #[arg(long, default_value_t = 5)]
     reload_interval: u64,
@@ -146,6 +150,11 @@ async fn main() -> anyhow::Result<()> {
             Duration::from_secs(args.reload_interval),
         ))
     });
+    let sweeper = (args.deadline_grace > 0).then(|| {
+        let grace = Duration::from_secs(args.deadline_grace);
+        let every = (grace / 2).clamp(Duration::from_secs(1), Duration::from_secs(10));
+        tokio::spawn(asya_gateway::reaper::run(gw.clone(), grace, every))
+    });
     // Kubernetes stops a pod with SIGTERM; a terminal with Ctrl-C.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -162,8 +171,8 @@ async fn main() -> anyhow::Result<()> {
     // Open SSE streams would hold a graceful shutdown forever: give them a bound.
     let served = serve_with(gw.clone(), api, mesh, &opts, shutdown);
     served.await?;
-    if let Some(w) = watcher {
-        w.abort();
+    for task in [watcher, sweeper].into_iter().flatten() {
+        task.abort();
     }
     tokio::time::timeout(Duration::from_secs(5), gw.publisher().close())
         .await

@@ -185,6 +185,34 @@ impl Gateway {
         env.to_string().into_bytes()
     }
 
+    /// Fails every unfinished task whose deadline passed more than `grace` ago without a
+    /// final report (the report was lost while this gateway was down, or the pipeline
+    /// stalled): `DeadlineExceeded`, and its followers are woken. Safe on several replicas:
+    /// a task finishes once, so a second replica's attempt is not applied. Returns how many
+    /// this call failed.
+    pub async fn fail_overdue(&self, grace: Duration) -> Result<usize, StoreError> {
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let mut failed = 0;
+        for id in self.store.overdue(now_ms(), grace_ms, 100).await? {
+            let message = format!(
+                "no final report within {grace:?} after the task's deadline: the pipeline may still be running, or its report was lost"
+            );
+            let update = NewUpdate {
+                status: TaskStatus::Failed,
+                actor: None,
+                progress: 0.0,
+                message: Some("deadline passed".into()),
+                result: None,
+                error: Some(json!({"type": "DeadlineExceeded", "message": message})),
+            };
+            if matches!(self.report(&id, update).await?, Applied::Applied(_)) {
+                tracing::warn!(task = %id, "task failed: deadline passed without a final report");
+                failed += 1;
+            }
+        }
+        Ok(failed)
+    }
+
     /// Applies an update (from the mesh endpoints) and wakes this process's followers.
     pub async fn report(&self, id: &str, u: NewUpdate) -> Result<Applied, StoreError> {
         let applied = self.store.apply(id, &u).await?;

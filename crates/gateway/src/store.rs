@@ -83,6 +83,7 @@ struct Queries {
     insert_update: &'static str,
     select_status: &'static str,
     updates_after: &'static str,
+    overdue: &'static str,
 }
 
 const PG: Queries = Queries {
@@ -109,6 +110,8 @@ const PG: Queries = Queries {
     updates_after: "SELECT seq, task_id, status, actor, progress, message, result::text AS result, \
                     error::text AS error, created_at FROM task_updates \
                     WHERE task_id = $1 AND seq > $2 ORDER BY seq",
+    overdue: "SELECT id FROM tasks WHERE status IN ('pending', 'running') \
+              AND created_at + timeout_ms + $1 < $2 ORDER BY created_at LIMIT $3",
 };
 
 const SQLITE: Queries = Queries {
@@ -130,6 +133,8 @@ const SQLITE: Queries = Queries {
     select_status: "SELECT status FROM tasks WHERE id = ?1",
     updates_after: "SELECT seq, task_id, status, actor, progress, message, result, error, created_at \
                     FROM task_updates WHERE task_id = ?1 AND seq > ?2 ORDER BY seq",
+    overdue: "SELECT id FROM tasks WHERE status IN ('pending', 'running') \
+              AND created_at + timeout_ms + ?1 < ?2 ORDER BY created_at LIMIT ?3",
 };
 
 fn migrator(sql: &'static str) -> Migrator {
@@ -393,6 +398,27 @@ impl Store {
                 error: u.error.clone(),
                 created_at: now,
             })))
+        })
+    }
+
+    /// Unfinished tasks whose deadline (created + timeout) passed more than `grace_ms`
+    /// before `now_ms`, oldest first, at most `limit`.
+    pub async fn overdue(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, p, q => {
+            let rows = sqlx::query(q.overdue)
+                .bind(grace_ms)
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(p)
+                .await?;
+            rows.iter()
+                .map(|r| r.try_get::<String, _>("id").map_err(StoreError::from))
+                .collect()
         })
     }
 

@@ -621,6 +621,75 @@ async fn task_survives_a_restart(db: Db) {
     h.shutdown().await;
 }
 
+/// The deadline sweep (`reaper`), run by a second gateway over the same store as another
+/// replica would: a task past its deadline with no final report is failed
+/// (`DeadlineExceeded`), one within its timeout is left alone, and a final report that
+/// arrives after the sweep is not applied.
+async fn overdue_tasks_are_failed_by_the_sweep(db: Db) {
+    let Some(mut h) = Harness::start(db).await else {
+        return;
+    };
+    // `slow`: timeout 1 s, and nothing consumes its queue.
+    let (_, late) = h
+        .post(
+            format!("{}/tasks", h.api),
+            json!({"tool": "slow", "arguments": {}}),
+        )
+        .await;
+    let (_, fresh) = h
+        .post(
+            format!("{}/tasks", h.api),
+            json!({"tool": "text-processor", "arguments": {"text": "x"}}),
+        )
+        .await;
+    let late = late["id"].as_str().unwrap().to_string();
+    let fresh = fresh["id"].as_str().unwrap().to_string();
+
+    let env: HashMap<&str, String> = HashMap::from([
+        (names::NAMESPACE, h.namespace.clone()),
+        (names::RABBITMQ_URL, h.rabbit.clone()),
+    ]);
+    let broker = BrokerSettings::from_env(|k| env.get(k).cloned()).unwrap();
+    let replica = Gateway::new(
+        ToolsConfig::parse("tools.yaml", TOOLS).unwrap(),
+        Store::connect(&h.db_url).await.unwrap(),
+        Publisher::connect(&broker).await.unwrap(),
+        None,
+    );
+    let sweep = tokio::spawn(asya_gateway::reaper::run(
+        replica,
+        Duration::from_millis(500),
+        Duration::from_millis(200),
+    ));
+    let mut task = Value::Null;
+    for _ in 0..50 {
+        task = h.get(&format!("/tasks/{late}")).await.1;
+        if task["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sweep.abort();
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(task["error"]["type"], "DeadlineExceeded", "{task}");
+    assert_eq!(
+        h.get(&format!("/tasks/{fresh}")).await.1["status"],
+        "pending"
+    );
+    let (code, body) = h
+        .post(
+            format!("{}/mesh/{late}/final", h.mesh),
+            json!({"status": "succeeded", "result": "too late"}),
+        )
+        .await;
+    assert_eq!(
+        (code, body["applied"].clone()),
+        (200, json!(false)),
+        "{body}"
+    );
+    h.shutdown().await;
+}
+
 macro_rules! over_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -640,6 +709,7 @@ over_both_stores!(
     bad_arguments_publish_nothing,
     late_reports_are_not_applied,
     task_survives_a_restart,
+    overdue_tasks_are_failed_by_the_sweep,
 );
 
 // ------------------------------------------------------------------ MCP
