@@ -6,6 +6,9 @@
 //! The pipeline's reports are plain HTTP calls to the mesh listener, as a sidecar and
 //! x-sink make them; envelopes are taken off the first actor's real queue.
 
+mod common;
+
+use common::{nothing_arrives, rabbit_url, receive, unique};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use asya_contract::env as names;
 use asya_transport::Transport;
-use asya_transport::rabbitmq::{RabbitMq, RabbitMqConfig};
+use asya_transport::rabbitmq::RabbitMq;
 use asya_transport::sqs::{SqsAdmin, SqsConfig, SqsTransport};
 use serde_json::{Value, json};
 
@@ -28,30 +31,6 @@ routes:
     route: [text-preprocess, text-infer, text-postprocess]
     timeout: 20s
 ";
-
-fn rabbit_url() -> Option<String> {
-    match std::env::var("ASYA_TEST_RABBITMQ_URL") {
-        Ok(u) => Some(u),
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: ASYA_TEST_RABBITMQ_URL unset; run `eval \"$(bash tests/servers/up.sh)\"`"
-            );
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}{}x{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -184,12 +163,7 @@ impl Gw {
 
     /// A consumer of `actor`'s queue (declared now, so nothing published later is lost).
     async fn consumer(&self, actor: &str) -> RabbitMq {
-        RabbitMq::consume(
-            RabbitMqConfig::new(self.rabbit.clone(), self.namespace.clone()),
-            actor,
-        )
-        .await
-        .unwrap()
+        common::consumer(&self.rabbit, &self.namespace, actor).await
     }
 
     /// POST to the API with the configured token (if any).
@@ -233,20 +207,6 @@ fn sample(text: &str, series: &str) -> f64 {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0)
-}
-
-async fn receive(t: &RabbitMq) -> Value {
-    let d = tokio::time::timeout(Duration::from_secs(10), t.receive())
-        .await
-        .expect("no envelope on the first actor's queue")
-        .unwrap();
-    t.ack(&d).await.unwrap();
-    serde_json::from_slice(&d.body).unwrap()
-}
-
-async fn nothing_arrives(t: &RabbitMq) {
-    let got = tokio::time::timeout(Duration::from_millis(800), t.receive()).await;
-    assert!(got.is_err(), "something was published: {got:?}");
 }
 
 // ------------------------------------------------------------------ auth

@@ -7,6 +7,9 @@
 //! actor's sidecar and x-sink will: the envelope is taken from the first actor's real
 //! queue with the transport crate, and its id addresses the reports.
 
+mod common;
+
+use common::{nothing_arrives, rabbit_url, receive, unique};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,8 +19,7 @@ use asya_gateway::config::ToolsConfig;
 use asya_gateway::publish::{BrokerSettings, Publisher};
 use asya_gateway::store::Store;
 use asya_gateway::{Gateway, serve};
-use asya_transport::Transport;
-use asya_transport::rabbitmq::{RabbitMq, RabbitMqConfig};
+use asya_transport::rabbitmq::RabbitMq;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
@@ -42,30 +44,6 @@ routes:
     route: [slow-actor]
     timeout: 1
 ";
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}{}x{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
-}
-
-fn rabbit_url() -> Option<String> {
-    match std::env::var("ASYA_TEST_RABBITMQ_URL") {
-        Ok(u) => Some(u),
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: ASYA_TEST_RABBITMQ_URL unset; run `eval \"$(bash tests/servers/up.sh)\"`"
-            );
-            None
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Db {
@@ -213,12 +191,7 @@ impl Harness {
 
     /// A consumer of `actor`'s queue (declared now, so nothing published later is lost).
     async fn consumer(&self, actor: &str) -> RabbitMq {
-        RabbitMq::consume(
-            RabbitMqConfig::new(self.rabbit.clone(), self.namespace.clone()),
-            actor,
-        )
-        .await
-        .unwrap()
+        common::consumer(&self.rabbit, &self.namespace, actor).await
     }
 
     async fn post(&self, url: String, body: Value) -> (u16, Value) {
@@ -297,20 +270,6 @@ fn parse_sse(text: &str) -> Vec<(String, String, Value)> {
             (!ev.is_empty()).then(|| (ev, id, serde_json::from_str(&data).unwrap()))
         })
         .collect()
-}
-
-async fn receive(t: &RabbitMq) -> Value {
-    let d = tokio::time::timeout(Duration::from_secs(10), t.receive())
-        .await
-        .expect("no envelope on the first actor's queue")
-        .unwrap();
-    t.ack(&d).await.unwrap();
-    serde_json::from_slice(&d.body).unwrap()
-}
-
-async fn nothing_arrives(t: &RabbitMq) {
-    let got = tokio::time::timeout(Duration::from_millis(800), t.receive()).await;
-    assert!(got.is_err(), "something was published: {got:?}");
 }
 
 // ------------------------------------------------------------------ scenarios
