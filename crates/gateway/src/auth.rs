@@ -101,13 +101,11 @@ impl BearerAuth {
     }
 }
 
-/// Compares without stopping at the first differing byte, so the time taken does not
-/// tell an attacker how much of a guess was right.
+/// Compares without stopping at the first differing byte (subtle's `ConstantTimeEq`), so
+/// the time taken does not tell an attacker how much of a guess was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
