@@ -194,6 +194,18 @@ impl Harness {
         common::consumer(&self.rabbit, &self.namespace, actor).await
     }
 
+    /// `POST /tasks` for `tool` with `arguments`; the new task's id (201 required).
+    async fn start_task(&self, tool: &str, arguments: Value) -> String {
+        let (s, task) = self
+            .post(
+                format!("{}/tasks", self.api),
+                json!({"tool": tool, "arguments": arguments}),
+            )
+            .await;
+        assert_eq!(s, 201, "{task}");
+        task["id"].as_str().unwrap().to_string()
+    }
+
     async fn post(&self, url: String, body: Value) -> (u16, Value) {
         let r = self.http.post(url).json(&body).send().await.unwrap();
         let status = r.status().as_u16();
@@ -398,13 +410,9 @@ async fn live_stream_ends_with_the_failure(db: Db) {
         return;
     };
     let first = h.consumer("text-preprocess").await;
-    let (_, task) = h
-        .post(
-            format!("{}/tasks", h.api),
-            json!({"tool": "text-processor", "arguments": {"text": "x", "model": "large"}}),
-        )
+    let id = h
+        .start_task("text-processor", json!({"text": "x", "model": "large"}))
         .await;
-    let id = task["id"].as_str().unwrap().to_string();
     receive(&first).await;
     let reader = {
         let (http, api, id) = (h.http.clone(), h.api.clone(), id.clone());
@@ -489,13 +497,7 @@ async fn late_reports_are_not_applied(db: Db) {
     let Some(mut h) = Harness::start(db).await else {
         return;
     };
-    let (_, task) = h
-        .post(
-            format!("{}/tasks", h.api),
-            json!({"tool": "text-processor", "arguments": {"text": "x"}}),
-        )
-        .await;
-    let id = task["id"].as_str().unwrap().to_string();
+    let id = h.start_task("text-processor", json!({"text": "x"})).await;
     // An earlier actor's report after a later one's is stale: progress and the update
     // history stay in route order.
     let ahead = h.progress(&id, &["a"], "b", &[], "completed").await;
@@ -546,13 +548,7 @@ async fn task_survives_a_restart(db: Db) {
     let Some(mut h) = Harness::start(db).await else {
         return;
     };
-    let (_, task) = h
-        .post(
-            format!("{}/tasks", h.api),
-            json!({"tool": "text-processor", "arguments": {"text": "x"}}),
-        )
-        .await;
-    let id = task["id"].as_str().unwrap().to_string();
+    let id = h.start_task("text-processor", json!({"text": "x"})).await;
     h.progress(
         &id,
         &[],
@@ -589,20 +585,8 @@ async fn overdue_tasks_are_failed_by_the_sweep(db: Db) {
         return;
     };
     // `slow`: timeout 1 s, and nothing consumes its queue.
-    let (_, late) = h
-        .post(
-            format!("{}/tasks", h.api),
-            json!({"tool": "slow", "arguments": {}}),
-        )
-        .await;
-    let (_, fresh) = h
-        .post(
-            format!("{}/tasks", h.api),
-            json!({"tool": "text-processor", "arguments": {"text": "x"}}),
-        )
-        .await;
-    let late = late["id"].as_str().unwrap().to_string();
-    let fresh = fresh["id"].as_str().unwrap().to_string();
+    let late = h.start_task("slow", json!({})).await;
+    let fresh = h.start_task("text-processor", json!({"text": "x"})).await;
 
     let env: HashMap<&str, String> = HashMap::from([
         (names::NAMESPACE, h.namespace.clone()),
