@@ -115,6 +115,9 @@ pub struct InputArgs {
     /// Argo CD plugin parameter: `ASYA_COMPOSITIONS`.
     #[arg(long, value_name = "DIR", env = "ARGOCD_ENV_ASYA_COMPOSITIONS")]
     pub compositions: Option<PathBuf>,
+    /// Files inside a walked directory that are not inputs (e.g. `asya dev --pipeline`).
+    #[arg(skip)]
+    pub not_inputs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -111,8 +111,13 @@ pub fn load_lenient(args: &InputArgs) -> Result<(Inputs, Diagnostics), Diagnosti
         .platform
         .clone()
         .or_else(|| std::env::var_os("ASYA_PLATFORM").map(PathBuf::from));
-    // A platform file inside a walked directory (`-f .` in an Argo CD source) is not an input.
-    let skip = platform_file.as_ref().and_then(|p| p.canonicalize().ok());
+    // A platform file inside a walked directory (`-f .` in an Argo CD source) is not an input,
+    // nor is any file the caller names as such.
+    let skip: Vec<PathBuf> = platform_file
+        .iter()
+        .chain(&args.not_inputs)
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
     let mut actors = Vec::new();
     let mut flavors = FlavorLibrary::new();
     let add_flavor = |flavors: &mut FlavorLibrary,
@@ -147,7 +152,11 @@ pub fn load_lenient(args: &InputArgs) -> Result<(Inputs, Diagnostics), Diagnosti
     }
     for f in &args.files {
         for (src, text) in read_sources(f, &mut errs) {
-            if skip.is_some() && Path::new(&src).canonicalize().ok() == skip {
+            if !skip.is_empty()
+                && Path::new(&src)
+                    .canonicalize()
+                    .is_ok_and(|c| skip.contains(&c))
+            {
                 continue;
             }
             match load_documents(&src, &text, &mut sources) {

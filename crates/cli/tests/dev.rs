@@ -254,6 +254,103 @@ fn a_route_naming_an_unknown_actor_fails_before_anything_runs() {
 }
 
 #[test]
+fn a_pipeline_file_beside_the_actors_gives_the_route() {
+    // File order is a, b; the pipeline file says b then a.
+    let dir = project(
+        &[("a", "handlers.a"), ("b", "handlers.b")],
+        "def a(p):\n    return {'seen': p['seen'] + ['a']}\n\n\
+         def b(p):\n    return {'seen': p['seen'] + ['b']}\n",
+    );
+    let d = dir.path().to_str().unwrap();
+    let pipeline = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "# the order payloads travel\nroute:\n  - b\n  - a\n",
+    )
+    .unwrap();
+    // Results outside the walked directory: a results file there would be read as an input.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let res = elsewhere.path().join("results");
+    let out = asya(
+        &[
+            "dev",
+            "-f",
+            d,
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--path",
+            d,
+            "--results",
+            res.to_str().unwrap(),
+            "--send",
+            r#"{"seen": []}"#,
+        ],
+        dir.path(),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let done = results(&res, "succeeded");
+    assert_eq!(done.len(), 1, "{stdout}");
+    assert_eq!(done[0]["payload"]["seen"], json!(["b", "a"]));
+    assert_eq!(done[0]["route"]["prev"], json!(["b", "a"]));
+
+    // A name that is not an actor of the files: file, line, column and entry, before anything runs.
+    std::fs::write(&pipeline, "route:\n  - b\n  - nope\n").unwrap();
+    let res2 = elsewhere.path().join("results2");
+    let out = asya(
+        &[
+            "dev",
+            "-f",
+            d,
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--results",
+            res2.to_str().unwrap(),
+            "--send",
+            "{}",
+        ],
+        dir.path(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let want = format!(
+        "{}:3:5: route[1]: expected an actor of the given files (a, b), found \"nope\"",
+        pipeline.display()
+    );
+    assert!(stderr.contains(&want), "{stderr}");
+    assert!(!res2.exists(), "nothing ran");
+
+    // A typo in the file's own fields.
+    std::fs::write(&pipeline, "rout: [a]\n").unwrap();
+    let out = asya(
+        &[
+            "dev",
+            "-f",
+            d,
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--send",
+            "{}",
+        ],
+        dir.path(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:1:1: rout: unknown field, expected only `route`",
+            pipeline.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn retry_delays_of_a_resiliency_policy_are_kept_locally_on_memory_and_rabbitmq() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

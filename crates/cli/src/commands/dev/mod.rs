@@ -64,6 +64,9 @@ pub struct DevArgs {
     /// The route (actor names, comma-separated); default: the actors in file order.
     #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
     pub route: Vec<String>,
+    /// A pipeline file (`route: [a, b, c]`) giving the route when `--route` is not given.
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
     /// Restart an actor's runtime when its handler files change.
     #[arg(long)]
     pub watch: bool,
@@ -80,7 +83,10 @@ pub struct DevArgs {
 }
 
 pub fn run(args: &DevArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let (renders, warnings) = match render_actors(&args.input) {
+    // A pipeline file kept beside the actors is not an actor file.
+    let mut input = args.input.clone();
+    input.not_inputs.extend(args.pipeline.iter().cloned());
+    let (renders, warnings) = match render_actors(&input) {
         Ok(r) => r,
         Err(e) => return report(&e, err),
     };
@@ -89,7 +95,12 @@ pub fn run(args: &DevArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
     let prepared = plan::plans(&renders).and_then(|plans| {
         let ns = plan::one_namespace(&plans)?;
-        let route = plan::route(&plans, &args.route)?;
+        let pipeline = args
+            .pipeline
+            .as_deref()
+            .map(plan::Pipeline::load)
+            .transpose()?;
+        let route = plan::route(&plans, &args.route, pipeline.as_ref())?;
         let payload = match &args.send {
             Some(s) => Some(
                 serde_json::from_str::<serde_json::Value>(s)

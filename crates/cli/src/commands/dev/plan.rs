@@ -140,20 +140,132 @@ pub fn one_namespace(plans: &[ActorPlan]) -> Result<String, String> {
     }
 }
 
-/// The route: `--route a,b,c` or the actors in file order. Every name must be
-/// an actor of the files.
-pub fn route(plans: &[ActorPlan], given: &[String]) -> Result<Vec<String>, String> {
-    if given.is_empty() {
-        return Ok(plans.iter().map(|p| p.actor.clone()).collect());
+/// The route: `--route a,b,c`, else the `route` of a pipeline file
+/// (`--pipeline`), else the actors in file order. Every name must be an actor
+/// of the files.
+pub fn route(
+    plans: &[ActorPlan],
+    given: &[String],
+    pipeline: Option<&Pipeline>,
+) -> Result<Vec<String>, String> {
+    let known = || {
+        plans
+            .iter()
+            .map(|p| p.actor.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !given.is_empty() {
+        for (i, a) in given.iter().enumerate() {
+            if !plans.iter().any(|p| &p.actor == a) {
+                return Err(format!(
+                    "--route: entry {i} is {a:?}, expected an actor of the given files ({})",
+                    known()
+                ));
+            }
+        }
+        return Ok(given.to_vec());
     }
-    for (i, a) in given.iter().enumerate() {
-        if !plans.iter().any(|p| &p.actor == a) {
-            let known: Vec<&str> = plans.iter().map(|p| p.actor.as_str()).collect();
+    if let Some(p) = pipeline {
+        for (i, (a, at)) in p.route.iter().enumerate() {
+            if !plans.iter().any(|p| &p.actor == a) {
+                return Err(format!(
+                    "{}:{}:{}: route[{i}]: expected an actor of the given files ({}), found {a:?}",
+                    p.source,
+                    at.line,
+                    at.column,
+                    known()
+                ));
+            }
+        }
+        return Ok(p.route.iter().map(|(a, _)| a.clone()).collect());
+    }
+    Ok(plans.iter().map(|p| p.actor.clone()).collect())
+}
+
+/// A small pipeline file for `asya dev --pipeline`: `route: [a, b, c]`, the
+/// order the payloads travel, kept next to the actor files.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub source: String,
+    /// Actor names with where each is written.
+    pub route: Vec<(String, asya_render::Pos)>,
+}
+
+impl Pipeline {
+    /// Reads `route` from the file's one document; every error names the file,
+    /// line and field.
+    pub fn load(path: &std::path::Path) -> Result<Pipeline, String> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{source}: {e}"))?;
+        Self::parse(&source, &text)
+    }
+
+    pub fn parse(source: &str, text: &str) -> Result<Pipeline, String> {
+        use asya_render::api::yaml::{Limits, load_stream};
+        let docs = load_stream(source, text, Limits::default()).map_err(|e| e.to_string())?;
+        let at = |doc: &asya_render::api::yaml::LoadedDoc, path: &str| {
+            let p = doc.positions.find(path).unwrap_or(START);
+            format!("{source}:{}:{}: {path}", p.line, p.column)
+        };
+        let [doc] = docs.as_slice() else {
             return Err(format!(
-                "--route: entry {i} is {a:?}, expected an actor of the given files ({})",
-                known.join(", ")
+                "{source}: expected one YAML document with a `route`, found {}",
+                docs.len()
+            ));
+        };
+        let Some(map) = doc.value.as_object() else {
+            return Err(format!(
+                "{}: expected a mapping with `route: [actor, ...]`, found {}",
+                at(doc, ""),
+                json_type(&doc.value)
+            ));
+        };
+        if let Some(k) = map.keys().find(|k| k.as_str() != "route") {
+            return Err(format!(
+                "{}: unknown field, expected only `route`",
+                at(doc, k)
             ));
         }
+        let Some(list) = map.get("route").and_then(Value::as_array) else {
+            let found = map.get("route").map_or("nothing", json_type);
+            return Err(format!(
+                "{}: expected a list of actor names, found {found}",
+                at(doc, "route")
+            ));
+        };
+        if list.is_empty() {
+            return Err(format!("{}: expected at least one actor", at(doc, "route")));
+        }
+        let mut route = Vec::with_capacity(list.len());
+        for (i, v) in list.iter().enumerate() {
+            let path = format!("route[{i}]");
+            let Some(name) = v.as_str() else {
+                return Err(format!(
+                    "{}: expected an actor name, found {}",
+                    at(doc, &path),
+                    json_type(v)
+                ));
+            };
+            route.push((name.to_string(), doc.positions.find(&path).unwrap_or(START)));
+        }
+        Ok(Pipeline {
+            source: source.to_string(),
+            route,
+        })
     }
-    Ok(given.to_vec())
+}
+
+/// Where a document without positions starts.
+const START: asya_render::Pos = asya_render::Pos { line: 1, column: 1 };
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
 }
