@@ -28,6 +28,9 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The README's first command builds the render path alone; it broke once unnoticed.
+log "cargo clippy (render-only build: asya-cli --no-default-features)"
+cargo clippy -p asya-cli --no-default-features --locked -- -D warnings
 
 # 4. Rust tests (unit, golden, integration against the servers above)
 log "cargo nextest"
