@@ -263,91 +263,58 @@ fn a_pipeline_file_beside_the_actors_gives_the_route() {
     );
     let d = dir.path().to_str().unwrap();
     let pipeline = dir.path().join("pipeline.yaml");
-    std::fs::write(
-        &pipeline,
-        "# the order payloads travel\nroute:\n  - b\n  - a\n",
-    )
-    .unwrap();
     // Results outside the walked directory: a results file there would be read as an input.
     let elsewhere = tempfile::tempdir().unwrap();
     let res = elsewhere.path().join("results");
-    let out = asya(
-        &[
+    let dev = |pipeline_text: &str, send: &str| {
+        std::fs::write(&pipeline, pipeline_text).unwrap();
+        let (p, r) = (pipeline.to_str().unwrap(), res.to_str().unwrap());
+        let args = [
             "dev",
             "-f",
             d,
             "--pipeline",
-            pipeline.to_str().unwrap(),
+            p,
             "--path",
             d,
             "--results",
-            res.to_str().unwrap(),
+            r,
             "--send",
-            r#"{"seen": []}"#,
-        ],
-        dir.path(),
+            send,
+        ];
+        let out = asya(&args, dir.path());
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+
+    let (code, stdout, stderr) = dev(
+        "# the order payloads travel\nroute:\n  - b\n  - a\n",
+        r#"{"seen": []}"#,
     );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     let done = results(&res, "succeeded");
     assert_eq!(done.len(), 1, "{stdout}");
     assert_eq!(done[0]["payload"]["seen"], json!(["b", "a"]));
     assert_eq!(done[0]["route"]["prev"], json!(["b", "a"]));
+    std::fs::remove_dir_all(&res).unwrap();
 
     // A name that is not an actor of the files: file, line, column and entry, before anything runs.
-    std::fs::write(&pipeline, "route:\n  - b\n  - nope\n").unwrap();
-    let res2 = elsewhere.path().join("results2");
-    let out = asya(
-        &[
-            "dev",
-            "-f",
-            d,
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--results",
-            res2.to_str().unwrap(),
-            "--send",
-            "{}",
-        ],
-        dir.path(),
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = dev("route:\n  - b\n  - nope\n", "{}");
+    assert_eq!(code, Some(2), "{stderr}");
     let want = format!(
         "{}:3:5: route[1]: expected an actor of the given files (a, b), found \"nope\"",
         pipeline.display()
     );
     assert!(stderr.contains(&want), "{stderr}");
-    assert!(!res2.exists(), "nothing ran");
+    assert!(!res.exists(), "nothing ran");
 
     // A typo in the file's own fields.
-    std::fs::write(&pipeline, "rout: [a]\n").unwrap();
-    let out = asya(
-        &[
-            "dev",
-            "-f",
-            d,
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--send",
-            "{}",
-        ],
-        dir.path(),
+    let (code, _, stderr) = dev("rout: [a]\n", "{}");
+    assert_eq!(code, Some(2), "{stderr}");
+    let want = format!(
+        "{}:1:1: rout: unknown field, expected only `route`",
+        pipeline.display()
     );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "{}:1:1: rout: unknown field, expected only `route`",
-            pipeline.display()
-        )),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&want), "{stderr}");
 }
 
 #[test]
