@@ -7,7 +7,7 @@ pub mod controller;
 pub mod crd;
 #[cfg(feature = "dev")]
 pub mod dev;
-#[cfg(feature = "controller")]
+// `asya diff --base` works without the controller feature (only the cluster mode needs it).
 pub mod diff;
 pub mod explain;
 pub mod krm;
