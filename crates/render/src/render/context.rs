@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::labels::{actor_labels, applyset_id};
 use super::output::Stamp;
@@ -88,18 +88,18 @@ impl Context {
         let sa = ServiceAccount::build(&inp);
         let (workload_kind, workload) = workload_context(&inp);
         let actor = &inp.actor;
-        let value = json!({
-            "actor": actor,
-            "name": doc.name,
+        let value = obj! {
+            "actor": actor.as_str(),
+            "name": doc.name.as_str(),
             "namespace": namespace,
-            "queue_name": inp.queue,
+            "queue_name": inp.queue.as_str(),
             "transport": inp.kind,
             "transport_name": transport_name,
-            "names": {
-                "workload": actor,
-                "scaled_object": actor,
+            "names": obj! {
+                "workload": actor.as_str(),
+                "scaled_object": actor.as_str(),
                 "trigger_auth": format!("{actor}-trigger-auth"),
-                "service_account": sa.name,
+                "service_account": sa.name.as_str(),
             },
             "service_account": sa.to_value(),
             "workload": workload,
@@ -108,7 +108,7 @@ impl Context {
             "queue": queue_context(&inp),
             "rabbitmq": rabbitmq_context(&inp),
             "sqs": sqs_context(&inp),
-        });
+        };
         Context {
             value,
             actor: inp.actor.clone(),

@@ -2,6 +2,21 @@
 //! ([`resolve`]) → build the template context ([`context`], from one part per concept) →
 //! render the transport's compositions → stamp and canonicalise the objects ([`output`]).
 
+/// `obj!{"key": value, ...}`: a JSON object whose values are moved in with `Value::from`.
+/// `serde_json::json!` passes every interpolated expression through `to_value`, so a
+/// `Value` (a container, the whole pod section) was deep-copied through serde, key hashing
+/// included, at each level of the context; this moves it instead. The map is sized up front.
+macro_rules! obj {
+    () => {
+        serde_json::Value::Object(serde_json::Map::new())
+    };
+    ($($k:literal : $v:expr),* $(,)?) => {{
+        let mut m = serde_json::Map::with_capacity(<[&str]>::len(&[$($k),*]));
+        $( m.insert(String::from($k), serde_json::Value::from($v)); )*
+        serde_json::Value::Object(m)
+    }};
+}
+
 mod context;
 mod explain;
 mod fieldpath;
@@ -21,7 +36,7 @@ mod typed;
 mod workload;
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::api::platform::Platform;
 use crate::api::spec::FreeForm;
@@ -198,7 +213,7 @@ fn free_forms(list: &[FreeForm]) -> Vec<Value> {
 }
 
 fn env(name: &str, value: impl Into<String>) -> Value {
-    json!({"name": name, "value": value.into()})
+    obj! {"name": name, "value": value.into()}
 }
 
 /// Adds `entry` to a container's env; an entry of the same name is replaced in place.
@@ -217,7 +232,7 @@ fn upsert_env(list: &mut Vec<Value>, entry: Value) {
 
 /// An env var read from one key of a Secret.
 fn secret_env(var: &str, secret: &str, key: &str) -> Value {
-    json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    obj! {"name": var, "valueFrom": obj! {"secretKeyRef": obj! {"name": secret, "key": key}}}
 }
 
 /// A typed spec value (an env entry) as JSON.
