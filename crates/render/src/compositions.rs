@@ -9,10 +9,16 @@
 //! reference instead (`"@@asya-ref:N@@"`), only the small YAML skeleton around the
 //! references is parsed, and [`Rendered::resolve`] puts the values themselves in their
 //! place. The result is the same object the text would have given.
+//!
+//! Scalars printed where the template auto-escapes to JSON are references too. The text
+//! left is then the template's layout alone, the same for every actor that takes the same
+//! branches, and its parse is cached per text ([`Compositions::skeleton`]): per actor, what
+//! is left of YAML parsing is one hash of the text and a copy of a small tree.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::Mutex;
 
 use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -58,7 +64,13 @@ pub const EMBEDDED: &[(&str, &str)] = embed!(
 pub struct Compositions {
     env: Environment<'static>,
     names: BTreeMap<String, String>,
+    /// Parsed skeletons by text (see the module doc); at most [`SKELETONS`] entries.
+    skeletons: Mutex<HashMap<String, Json>>,
 }
+
+/// Bound of the skeleton cache: a template has a few shapes (its branches, the lengths of
+/// the lists it loops over); past this many, texts are parsed without being kept.
+const SKELETONS: usize = 256;
 
 impl std::fmt::Debug for Compositions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,24 +110,27 @@ impl Compositions {
             // A string that looks like a reference is passed by reference too, so that no
             // user value can ever be mistaken for one.
             let lookalike = value.as_str().is_some_and(|s| s.contains(REF_OPEN));
-            if (compound && !value.is_safe()) || lookalike {
+            let reference = if (compound && !value.is_safe()) || lookalike {
                 // A handle on the context's JSON is cloned as JSON; a value the template built
                 // itself goes through serde.
-                let json = match value.downcast_object_ref::<JsonNode>() {
+                Ref::Json(match value.downcast_object_ref::<JsonNode>() {
                     Some(node) => node.json().clone(),
                     None => serde_json::to_value(value).unwrap_or(Json::Null),
-                };
-                let n = REFS.with(|r| {
-                    let mut r = r.borrow_mut();
-                    r.push(json);
-                    r.len() - 1
-                });
-                write!(out, "\"{REF_OPEN}{n}{REF_CLOSE}\"").map_err(|e| {
-                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
                 })
+            } else if !value.is_safe() && *state.auto_escape() == AutoEscape::Json {
+                // A scalar the template would print as a JSON literal.
+                Ref::Scalar(value.clone())
             } else {
-                minijinja::escape_formatter(out, state, value)
-            }
+                return minijinja::escape_formatter(out, state, value);
+            };
+            let n = REFS.with(|r| {
+                let mut r = r.borrow_mut();
+                r.push(reference);
+                r.len() - 1
+            });
+            write!(out, "\"{REF_OPEN}{n}{REF_CLOSE}\"").map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+            })
         });
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Block tags on their own line leave no blank lines behind.
@@ -139,7 +154,11 @@ impl Compositions {
             names.insert(name, origin);
         }
         errs.into_result()?;
-        Ok(Compositions { env, names })
+        Ok(Compositions {
+            env,
+            names,
+            skeletons: Mutex::new(HashMap::new()),
+        })
     }
 
     pub(crate) fn has(&self, name: &str) -> bool {
@@ -175,6 +194,22 @@ impl Compositions {
         Ok(Rendered { text: text?, refs })
     }
 
+    /// The YAML value of a rendered template's text (references still in it), parsed once
+    /// per distinct text.
+    pub(crate) fn skeleton(&self, text: &str) -> Result<Json, serde_norway::Error> {
+        // A poisoned lock only means another render panicked; the map itself is whole.
+        let cached = |m: &HashMap<String, Json>| m.get(text).cloned();
+        if let Some(v) = cached(&self.skeletons.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(v);
+        }
+        let v: Json = serde_norway::from_str(text)?;
+        let mut m = self.skeletons.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() < SKELETONS {
+            m.insert(text.to_string(), v.clone());
+        }
+        Ok(v)
+    }
+
     /// Names of the templates in the set.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.names.keys().map(String::as_str)
@@ -190,13 +225,21 @@ const REF_CLOSE: &str = "@@";
 
 thread_local! {
     /// Values printed by reference during the template render running on this thread.
-    static REFS: RefCell<Vec<Json>> = const { RefCell::new(Vec::new()) };
+    static REFS: RefCell<Vec<Ref>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A value printed by reference.
+enum Ref {
+    /// A mapping or a list (or a string that looks like a reference).
+    Json(Json),
+    /// A scalar that would have been printed as a JSON literal.
+    Scalar(minijinja::Value),
 }
 
 /// A template's output: YAML text whose strings may be references into `refs`.
 pub(crate) struct Rendered {
     pub text: String,
-    refs: Vec<Json>,
+    refs: Vec<Ref>,
 }
 
 impl Rendered {
@@ -232,7 +275,7 @@ impl Rendered {
     }
 
     /// A whole-string reference becomes its value; references inside a longer string
-    /// become the JSON text the template would have printed.
+    /// become the text the template would have printed.
     fn resolve_str(&mut self, s: &str) -> Json {
         if let Some(n) = s
             .strip_prefix(REF_OPEN)
@@ -240,33 +283,90 @@ impl Rendered {
             .and_then(|n| n.parse::<usize>().ok())
             && let Some(value) = self.refs.get_mut(n)
         {
-            // Each reference is printed once: the value moves into place.
-            return std::mem::take(value);
+            return match value {
+                // Each reference is printed once: the value moves into place.
+                Ref::Json(v) => std::mem::take(v),
+                // What YAML makes of the JSON literal: the same scalar.
+                Ref::Scalar(v) => serde_json::to_value(&*v).unwrap_or(Json::Null),
+            };
         }
         let mut out = String::with_capacity(s.len());
         let mut rest = s;
         while let Some(i) = rest.find(REF_OPEN) {
-            out.push_str(&rest[..i]);
             let after = &rest[i + REF_OPEN.len()..];
             let Some(end) = after.find(REF_CLOSE) else {
-                out.push_str(&rest[i..]);
-                rest = "";
                 break;
             };
+            let tail = &after[end + REF_CLOSE.len()..];
             match after[..end]
                 .parse::<usize>()
                 .ok()
                 .and_then(|n| self.refs.get(n))
             {
-                Some(Json::String(text)) => out.push_str(text),
-                Some(value) => {
+                // The scalar's JSON literal replaces the quoted reference, as printed.
+                Some(Ref::Scalar(v)) if rest[..i].ends_with('"') && tail.starts_with('"') => {
+                    out.push_str(&rest[..i - 1]);
+                    let _ = write!(
+                        out,
+                        "{}",
+                        serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+                    );
+                    rest = &tail[1..];
+                    continue;
+                }
+                Some(Ref::Json(Json::String(text))) => {
+                    out.push_str(&rest[..i]);
+                    out.push_str(text);
+                }
+                Some(Ref::Json(value)) => {
+                    out.push_str(&rest[..i]);
                     let _ = write!(out, "{value}");
                 }
-                None => out.push_str(&rest[i..i + REF_OPEN.len() + end + REF_CLOSE.len()]),
+                Some(Ref::Scalar(v)) => {
+                    out.push_str(&rest[..i]);
+                    match v.as_str() {
+                        Some(text) => out.push_str(text),
+                        None => {
+                            let _ = write!(
+                                out,
+                                "{}",
+                                serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+                            );
+                        }
+                    }
+                }
+                None => out.push_str(&rest[..i + REF_OPEN.len() + end + REF_CLOSE.len()]),
             }
-            rest = &after[end + REF_CLOSE.len()..];
+            rest = tail;
         }
         out.push_str(rest);
         Json::String(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scalars go by reference; a reference inside a longer string (a block scalar, a
+    /// plain scalar around it) must still give the text the template would have printed.
+    #[test]
+    fn scalars_by_reference_give_what_the_text_would_have() {
+        let t = "kind: {{ kind }}\nport: {{ port }}\nname: x-{{ name }}\ndata: |\n  host={{ host }}\n  on={{ on }}\n";
+        let c = Compositions::with_overrides([(
+            "rabbitmq/queue.yaml.j2".to_string(),
+            t.to_string(),
+            "t".to_string(),
+        )])
+        .expect("compiles");
+        let ctx = minijinja::context! {kind => "Queue", port => 5672, name => "a\"b", host => "h", on => true};
+        let mut out = c.render("rabbitmq/queue.yaml.j2", &ctx).expect("renders");
+        let mut v = c.skeleton(&out.text).expect("yaml");
+        out.resolve(&mut v);
+        let expected = serde_json::json!({"kind": "Queue", "port": 5672, "name": "x-\"a\\\"b\"",
+            "data": "host=\"h\"\non=true"});
+        assert_eq!(v, expected);
+        // The parse is kept for the next actor of the same shape.
+        assert_eq!(c.skeletons.lock().map(|m| m.len()).unwrap_or(0), 1);
     }
 }

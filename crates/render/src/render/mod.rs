@@ -156,7 +156,7 @@ pub fn render(
                 continue;
             }
         };
-        match serde_norway::from_str::<Value>(&out.text) {
+        match compositions.skeleton(&out.text) {
             Ok(Value::Null) => {}
             Ok(mut v) => {
                 out.resolve(&mut v);
