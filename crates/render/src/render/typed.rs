@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::api::yaml::{Limits, load_stream};
 use crate::error::{Diagnostics, Error, template};
-use crate::schema::check;
+use crate::schema::{Checker, check_without};
 
 /// KEDA's CRD files; the `v1alpha1` schema of each kind is what the API server enforces.
 const KEDA_CRDS: &[&str] = &[
@@ -27,7 +27,7 @@ const KEDA_CRDS: &[&str] = &[
 ];
 
 /// `(kind, openAPIV3Schema)` of every KEDA kind we emit.
-static KEDA_SCHEMAS: LazyLock<Vec<(String, Value)>> = LazyLock::new(|| {
+static KEDA_SCHEMAS: LazyLock<Vec<(String, Checker)>> = LazyLock::new(|| {
     let mut out = Vec::new();
     for text in KEDA_CRDS {
         let Ok(docs) = load_stream("keda crd", text, Limits::default()) else {
@@ -45,7 +45,7 @@ static KEDA_SCHEMAS: LazyLock<Vec<(String, Value)>> = LazyLock::new(|| {
                         .and_then(|v| v.pointer("/schema/openAPIV3Schema"))
                 });
             if let (Some(k), Some(s)) = (kind, schema) {
-                out.push((k.to_string(), s.clone()));
+                out.push((k.to_string(), Checker::new(s)));
             }
         }
     }
@@ -132,11 +132,7 @@ fn against_crd(obj: &Value, kind: &str, origin: &str) -> Result<(), Diagnostics>
     };
     let mut errs = Diagnostics::default();
     // The API server checks metadata itself (names, labels): the schema leaves it open.
-    let mut body = obj.clone();
-    if let Some(m) = body.as_object_mut() {
-        m.remove("metadata");
-    }
-    check(&body, schema, origin, "", &mut errs);
+    check_without(obj, schema, origin, "metadata", &mut errs);
     for e in &mut errs.0 {
         let path = e.path.trim_start_matches('.').to_string();
         *e = Error::new(
