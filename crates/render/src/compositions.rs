@@ -24,7 +24,7 @@ use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde_json::Value as Json;
 
-use crate::render::JsonNode;
+use crate::render::{ContextStep, JsonNode, context_at, context_at_mut};
 
 use crate::error::{Diagnostics, template};
 
@@ -111,12 +111,12 @@ impl Compositions {
             // user value can ever be mistaken for one.
             let lookalike = value.as_str().is_some_and(|s| s.contains(REF_OPEN));
             let reference = if (compound && !value.is_safe()) || lookalike {
-                // A handle on the context's JSON is cloned as JSON; a value the template built
-                // itself goes through serde.
-                Ref::Json(match value.downcast_object_ref::<JsonNode>() {
-                    Some(node) => node.json().clone(),
-                    None => serde_json::to_value(value).unwrap_or(Json::Null),
-                })
+                // A handle on the context's JSON is kept as its path (the value moves later,
+                // see `Moves`); a value the template built itself goes through serde.
+                match value.downcast_object_ref::<JsonNode>() {
+                    Some(node) => Ref::Path(node.path().to_vec()),
+                    None => Ref::Json(serde_json::to_value(value).unwrap_or(Json::Null)),
+                }
             } else if !value.is_safe() && *state.auto_escape() == AutoEscape::Json {
                 // A scalar the template would print as a JSON literal.
                 Ref::Scalar(value.clone())
@@ -230,10 +230,43 @@ thread_local! {
 
 /// A value printed by reference.
 enum Ref {
-    /// A mapping or a list (or a string that looks like a reference).
+    /// A mapping or a list of the context, by its place in the context.
+    Path(Vec<ContextStep>),
+    /// A mapping or a list the template built (or a string that looks like a reference).
     Json(Json),
     /// A scalar that would have been printed as a JSON literal.
     Scalar(minijinja::Value),
+}
+
+/// Which context nodes printed by the templates of one actor can be moved into the output
+/// rather than copied: those printed once, with no other printed node inside or around
+/// them (moving one would leave a hole in the other).
+pub(crate) struct Moves(Vec<Vec<ContextStep>>);
+
+impl Moves {
+    pub(crate) fn new<'a>(outs: impl Iterator<Item = &'a Rendered>) -> Moves {
+        let paths: Vec<&[ContextStep]> = outs
+            .flat_map(|o| o.refs.iter())
+            .filter_map(|r| match r {
+                Ref::Path(p) => Some(p.as_slice()),
+                _ => None,
+            })
+            .collect();
+        let overlap = |a: &[ContextStep], b: &[ContextStep]| a.starts_with(b) || b.starts_with(a);
+        Moves(
+            paths
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| {
+                    paths
+                        .iter()
+                        .enumerate()
+                        .all(|(j, q)| j == *i || !overlap(p, q))
+                })
+                .map(|(_, p)| p.to_vec())
+                .collect(),
+        )
+    }
 }
 
 /// A template's output: YAML text whose strings may be references into `refs`.
@@ -244,22 +277,22 @@ pub(crate) struct Rendered {
 
 impl Rendered {
     /// Replaces every reference in `v` (parsed from `text`) by the value it stands for.
-    pub fn resolve(&mut self, v: &mut Json) {
+    pub fn resolve(&mut self, v: &mut Json, context: &mut Json, moves: &Moves) {
         if self.refs.is_empty() {
             return;
         }
         match v {
-            Json::String(s) if s.contains(REF_OPEN) => *v = self.resolve_str(s),
+            Json::String(s) if s.contains(REF_OPEN) => *v = self.resolve_str(s, context, moves),
             Json::Array(a) => {
                 for x in a {
-                    self.resolve(x);
+                    self.resolve(x, context, moves);
                 }
             }
             Json::Object(m) => {
                 if m.keys().any(|k| k.contains(REF_OPEN)) {
                     let entries = std::mem::take(m);
                     for (k, x) in entries {
-                        let k = match self.resolve_str(&k) {
+                        let k = match self.resolve_str(&k, context, moves) {
                             Json::String(s) => s,
                             other => other.to_string(),
                         };
@@ -267,7 +300,7 @@ impl Rendered {
                     }
                 }
                 for x in m.values_mut() {
-                    self.resolve(x);
+                    self.resolve(x, context, moves);
                 }
             }
             _ => {}
@@ -276,7 +309,7 @@ impl Rendered {
 
     /// A whole-string reference becomes its value; references inside a longer string
     /// become the text the template would have printed.
-    fn resolve_str(&mut self, s: &str) -> Json {
+    fn resolve_str(&mut self, s: &str, context: &mut Json, moves: &Moves) -> Json {
         if let Some(n) = s
             .strip_prefix(REF_OPEN)
             .and_then(|r| r.strip_suffix(REF_CLOSE))
@@ -286,6 +319,10 @@ impl Rendered {
             return match value {
                 // Each reference is printed once: the value moves into place.
                 Ref::Json(v) => std::mem::take(v),
+                Ref::Path(p) if moves.0.contains(p) => context_at_mut(context, p)
+                    .map(std::mem::take)
+                    .unwrap_or_default(),
+                Ref::Path(p) => context_at(context, p).clone(),
                 // What YAML makes of the JSON literal: the same scalar.
                 Ref::Scalar(v) => serde_json::to_value(&*v).unwrap_or(Json::Null),
             };
@@ -321,6 +358,15 @@ impl Rendered {
                 Some(Ref::Json(value)) => {
                     out.push_str(&rest[..i]);
                     let _ = write!(out, "{value}");
+                }
+                Some(Ref::Path(p)) => {
+                    out.push_str(&rest[..i]);
+                    match context_at(context, p) {
+                        Json::String(text) => out.push_str(text),
+                        value => {
+                            let _ = write!(out, "{value}");
+                        }
+                    }
                 }
                 Some(Ref::Scalar(v)) => {
                     out.push_str(&rest[..i]);
@@ -362,11 +408,34 @@ mod tests {
         let ctx = minijinja::context! {kind => "Queue", port => 5672, name => "a\"b", host => "h", on => true};
         let mut out = c.render("rabbitmq/queue.yaml.j2", &ctx).expect("renders");
         let mut v = c.skeleton(&out.text).expect("yaml");
-        out.resolve(&mut v);
+        out.resolve(&mut v, &mut Json::Null, &Moves(Vec::new()));
         let expected = serde_json::json!({"kind": "Queue", "port": 5672, "name": "x-\"a\\\"b\"",
             "data": "host=\"h\"\non=true"});
         assert_eq!(v, expected);
         // The parse is kept for the next actor of the same shape.
         assert_eq!(c.skeletons.lock().map(|m| m.len()).unwrap_or(0), 1);
+    }
+
+    /// A context node printed twice, or inside another printed node, is copied; only a
+    /// node printed once and alone is moved out of the context.
+    #[test]
+    fn only_lone_nodes_move() {
+        let k = |p: &[&str]| {
+            p.iter()
+                .map(|s| ContextStep::Key(s.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let out = |paths: &[&[&str]]| Rendered {
+            text: String::new(),
+            refs: paths.iter().map(|p| Ref::Path(k(p))).collect(),
+        };
+        let a = out(&[
+            &["pod", "containers"],
+            &["pod", "volumes"],
+            &["scaling", "behavior"],
+        ]);
+        let b = out(&[&["pod"], &["scaling", "behavior"], &["sqs", "x"]]);
+        let m = Moves::new([&a, &b].into_iter());
+        assert_eq!(m.0, vec![k(&["sqs", "x"])]);
     }
 }

@@ -129,36 +129,61 @@ impl Context {
 
 /// The template context as templates see it: the JSON tree itself, not a copy. Each node
 /// a template touches is a (root, path) handle; a mapping or list a template prints is
-/// cloned once, straight into the output (see `compositions.rs`).
+/// printed as its path, and moved from the tree into the output once every template has
+/// been rendered (see `compositions.rs`).
 #[derive(Debug)]
 pub(crate) struct JsonNode {
     root: Arc<Value>,
     path: Vec<Step>,
 }
 
-#[derive(Debug, Clone)]
-enum Step {
+/// One step from the context's root to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
     Key(String),
     Index(usize),
 }
 
+/// The node at `path` under `root` (`Null` when there is none).
+pub(crate) fn at<'a>(root: &'a Value, path: &[Step]) -> &'a Value {
+    let mut v = root;
+    for s in path {
+        v = match (s, v) {
+            (Step::Key(k), Value::Object(m)) => m.get(k).unwrap_or(&Value::Null),
+            (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
+            _ => &Value::Null,
+        };
+    }
+    v
+}
+
+/// The node at `path` under `root`, to move it out.
+pub(crate) fn at_mut<'a>(root: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+    let mut v = root;
+    for s in path {
+        v = match (s, v) {
+            (Step::Key(k), Value::Object(m)) => m.get_mut(k)?,
+            (Step::Index(i), Value::Array(a)) => a.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
 impl JsonNode {
-    /// The whole context.
-    pub fn root(v: Value) -> minijinja::Value {
-        wrap(&Arc::new(v), Vec::new())
+    /// The whole context; the caller keeps the `Arc` to take the tree back afterwards.
+    pub fn root(v: &Arc<Value>) -> minijinja::Value {
+        wrap(v, Vec::new())
     }
 
     /// The JSON value this handle stands for.
     pub fn json(&self) -> &Value {
-        let mut v = &*self.root;
-        for s in &self.path {
-            v = match (s, v) {
-                (Step::Key(k), Value::Object(m)) => m.get(k).unwrap_or(&Value::Null),
-                (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
-                _ => &Value::Null,
-            };
-        }
-        v
+        at(&self.root, &self.path)
+    }
+
+    /// Where this handle points in the context.
+    pub fn path(&self) -> &[Step] {
+        &self.path
     }
 
     fn child(&self, step: Step) -> minijinja::Value {

@@ -45,7 +45,9 @@ use crate::compositions::{Compositions, OBJECTS};
 use crate::error::{Diagnostics, platform as platform_err, template};
 
 use context::Context;
-pub(crate) use context::JsonNode;
+pub(crate) use context::{
+    JsonNode, Step as ContextStep, at as context_at, at_mut as context_at_mut,
+};
 use resolve::resolve;
 
 pub use explain::{Explanation, explain};
@@ -141,15 +143,29 @@ pub fn render(
         transport,
         platform,
     );
-    let ctx_value = JsonNode::root(std::mem::take(&mut ctx.value));
+    let root = std::sync::Arc::new(std::mem::take(&mut ctx.value));
+    let ctx_value = JsonNode::root(&root);
+    // Every template first; then the context tree is ours again, and what the templates
+    // printed of it moves into the objects instead of being copied.
+    let outs: Vec<(
+        String,
+        Result<crate::compositions::Rendered, crate::error::Error>,
+    )> = OBJECTS
+        .iter()
+        .map(|obj| format!("{kind}/{obj}.yaml.j2"))
+        .filter(|name| compositions.has(name))
+        .map(|name| {
+            let out = compositions.render(&name, &ctx_value);
+            (name, out)
+        })
+        .collect();
+    drop(ctx_value);
+    let mut context = std::sync::Arc::try_unwrap(root).unwrap_or_else(|shared| (*shared).clone());
+    let moves = crate::compositions::Moves::new(outs.iter().filter_map(|(_, o)| o.as_ref().ok()));
     let mut objects = Vec::new();
     let mut errs = Diagnostics::default();
-    for obj in OBJECTS {
-        let name = format!("{kind}/{obj}.yaml.j2");
-        if !compositions.has(&name) {
-            continue;
-        }
-        let mut out = match compositions.render(&name, &ctx_value) {
+    for (name, out) in outs {
+        let mut out = match out {
             Ok(t) => t,
             Err(e) => {
                 errs.push(e);
@@ -159,7 +175,7 @@ pub fn render(
         match compositions.skeleton(&out.text) {
             Ok(Value::Null) => {}
             Ok(mut v) => {
-                out.resolve(&mut v);
+                out.resolve(&mut v, &mut context, &moves);
                 let origin = compositions.origin(&name);
                 match ctx.stamp.finish(&mut v, &origin) {
                     Ok(()) => match typed::check_typed(&v, &origin) {
