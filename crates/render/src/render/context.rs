@@ -173,7 +173,7 @@ pub(crate) fn at_mut<'a>(root: &'a mut Value, path: &[Step]) -> Option<&'a mut V
 impl JsonNode {
     /// The whole context; the caller keeps the `Arc` to take the tree back afterwards.
     pub fn root(v: &Arc<Value>) -> minijinja::Value {
-        wrap(v, Vec::new())
+        value_of(v, v, Vec::new)
     }
 
     /// The JSON value this handle stands for.
@@ -186,20 +186,18 @@ impl JsonNode {
         &self.path
     }
 
-    fn child(&self, step: Step) -> minijinja::Value {
-        let mut path = self.path.clone();
+    fn child_path(&self, step: Step) -> Vec<Step> {
+        let mut path = Vec::with_capacity(self.path.len() + 1);
+        path.extend_from_slice(&self.path);
         path.push(step);
-        wrap(&self.root, path)
+        path
     }
 }
 
-/// A scalar as a minijinja value; a mapping or list as a handle.
-fn wrap(root: &Arc<Value>, path: Vec<Step>) -> minijinja::Value {
-    let node = JsonNode {
-        root: root.clone(),
-        path,
-    };
-    match node.json() {
+/// `v` (found at `path` under `root`) as a minijinja value: a scalar as itself, a mapping or
+/// list as a handle. The path is only built for a handle: most lookups end at a scalar.
+fn value_of(root: &Arc<Value>, v: &Value, path: impl FnOnce() -> Vec<Step>) -> minijinja::Value {
+    match v {
         Value::Null => minijinja::Value::from(()),
         Value::Bool(b) => minijinja::Value::from(*b),
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
@@ -209,7 +207,10 @@ fn wrap(root: &Arc<Value>, path: Vec<Step>) -> minijinja::Value {
             _ => minijinja::Value::from(()),
         },
         Value::String(s) => minijinja::Value::from(s.as_str()),
-        Value::Array(_) | Value::Object(_) => minijinja::Value::from_object(node),
+        Value::Array(_) | Value::Object(_) => minijinja::Value::from_object(JsonNode {
+            root: root.clone(),
+            path: path(),
+        }),
     }
 }
 
@@ -225,12 +226,15 @@ impl Object for JsonNode {
         match self.json() {
             Value::Object(m) => {
                 let k = key.as_str()?;
-                m.contains_key(k)
-                    .then(|| self.child(Step::Key(k.to_string())))
+                let v = m.get(k)?;
+                Some(value_of(&self.root, v, || {
+                    self.child_path(Step::Key(k.to_string()))
+                }))
             }
             Value::Array(a) => {
                 let i = key.as_usize()?;
-                (i < a.len()).then(|| self.child(Step::Index(i)))
+                let v = a.get(i)?;
+                Some(value_of(&self.root, v, || self.child_path(Step::Index(i))))
             }
             _ => None,
         }
