@@ -183,6 +183,10 @@ pub struct BenchArgs {
     /// Also write the equivalent kustomize base+overlays tree here.
     #[arg(long, value_name = "DIR")]
     pub kustomize_dir: Option<PathBuf>,
+    /// Check that this YAML stream (`kubectl kustomize` or `asya render` output) holds the
+    /// same objects as the render, compared after sorting keys; exit 1 if not.
+    #[arg(long, value_name = "FILE")]
+    pub same_as: Vec<PathBuf>,
     /// Flavor library used by the generated actors.
     #[arg(long = "flavors", value_name = "DIR")]
     pub flavors: Vec<PathBuf>,

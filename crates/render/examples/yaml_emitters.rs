@@ -3,7 +3,9 @@
 //!
 //!     cargo run --release -p asya-render --example yaml_emitters
 //!
-//! The candidates must also agree on content: each output is parsed back and compared.
+//! The candidates must also agree on content: each output is parsed back and compared; the
+//! direct writer `asya render` uses (`emit.rs`, via `to_yaml_stream`) must also give
+//! serde_norway's bytes.
 
 use std::time::Instant;
 
@@ -36,8 +38,16 @@ type Emit = fn(&[Value]) -> String;
 
 fn main() {
     let objects = corpus();
-    let candidates: [(&str, Emit); 3] = [
-        ("serde_norway", |o| asya_render::to_yaml_stream(o)),
+    let candidates: [(&str, Emit); 4] = [
+        ("serde_norway", |o| {
+            let mut out = String::new();
+            for v in o {
+                out.push_str("---\n");
+                out.push_str(&serde_norway::to_string(v).unwrap_or_default());
+            }
+            out
+        }),
+        ("asya direct (emit.rs)", |o| asya_render::to_yaml_stream(o)),
         (
             "yaml-rust2 YamlEmitter",
             asya_render::yaml_out::to_yaml_stream_fast,
@@ -51,6 +61,11 @@ fn main() {
             out
         }),
     ];
+    assert_eq!(
+        candidates[0].1(&objects),
+        candidates[1].1(&objects),
+        "the direct writer must print serde_norway's bytes"
+    );
     for (name, f) in &candidates {
         let text = f(&objects);
         let back: Vec<Value> = asya_render::parse_stream("x", &text)

@@ -21,6 +21,7 @@
 pub mod api;
 pub mod compositions;
 pub mod crd;
+mod emit;
 pub mod error;
 pub mod merge;
 pub mod migrate;
@@ -50,6 +51,13 @@ pub fn to_yaml_stream<'a>(objects: impl IntoIterator<Item = &'a serde_json::Valu
     let mut out = String::new();
     for o in objects {
         out.push_str("---\n");
+        // The direct writer, byte for byte serde_norway's output; serde_norway itself for
+        // what it leaves (emit.rs).
+        let start = out.len();
+        if emit::document(o, &mut out) {
+            continue;
+        }
+        out.truncate(start);
         match serde_norway::to_string(o) {
             Ok(s) => out.push_str(&s),
             Err(e) => out.push_str(&format!("# unserialisable object: {e}\n")),

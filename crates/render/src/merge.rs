@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -63,19 +64,31 @@ impl Provenance {
     }
 
     fn record(&mut self, path: &str, v: &Value, origin: &Origin) {
+        let mut buf = String::from(path);
+        self.record_at(&mut buf, v, origin);
+    }
+
+    /// Every leaf under `path`; the path is written into one buffer, not a string per node.
+    fn record_at(&mut self, path: &mut String, v: &Value, origin: &Origin) {
+        let len = path.len();
         match v {
             Value::Object(m) if !m.is_empty() => {
                 for (k, v) in m {
-                    self.record(&format!("{path}.{k}"), v, origin);
+                    path.push('.');
+                    path.push_str(k);
+                    self.record_at(path, v, origin);
+                    path.truncate(len);
                 }
             }
             Value::Array(a) if !a.is_empty() => {
                 for (i, v) in a.iter().enumerate() {
-                    self.record(&format!("{path}[{i}]"), v, origin);
+                    let _ = write!(path, "[{i}]");
+                    self.record_at(path, v, origin);
+                    path.truncate(len);
                 }
             }
             _ => {
-                self.0.insert(path.to_string(), origin.clone());
+                self.0.insert(path.clone(), origin.clone());
             }
         }
     }

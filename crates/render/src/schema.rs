@@ -1,11 +1,13 @@
 //! Structural OpenAPI v3 schemas generated from the Rust types, and a validator that walks
 //! a value against them so that every unknown field and wrong type is reported at once.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::api::spec::ActorSpec;
 use crate::api::status::AsyncActorStatus;
@@ -132,21 +134,155 @@ pub fn actor_status_schema() -> &'static Value {
     &S
 }
 
+/// The structural schema of an AsyncActor `spec`, ready for [`check`].
+pub(crate) fn actor_spec_checker() -> &'static Checker {
+    static S: LazyLock<Checker> = LazyLock::new(|| Checker::new(actor_spec_schema()));
+    &S
+}
+
+/// A schema node with what [`check`] reads taken out of the JSON once: checking a value
+/// looked each keyword up by name (a hash per lookup, about eight per node) and built the
+/// path of every node as a string; it now reads fields and writes the path into one buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Checker {
+    /// The schema is not a mapping (e.g. `true`): anything goes.
+    open: bool,
+    int_or_string: bool,
+    preserve_unknown: bool,
+    /// `type`; `None` (absent or unknown) matches every value.
+    ty: Option<&'static str>,
+    /// String values of `enum` (only strings are checked against it).
+    enum_values: Option<Vec<Value>>,
+    minimum: Option<f64>,
+    /// `properties` in schema order (the order error messages list them in), and an index.
+    properties: Option<Vec<(String, Checker)>>,
+    by_name: BTreeMap<String, usize>,
+    additional: Option<Box<Checker>>,
+    items: Option<Box<Checker>>,
+    required: Vec<String>,
+}
+
+impl Checker {
+    pub(crate) fn new(schema_node: &Value) -> Checker {
+        let Some(s) = schema_node.as_object() else {
+            return Checker {
+                open: true,
+                ..Checker::default()
+            };
+        };
+        let ty = match s.get("type").and_then(Value::as_str).unwrap_or("") {
+            "object" => Some("object"),
+            "array" => Some("array"),
+            "string" => Some("string"),
+            "integer" => Some("integer"),
+            "number" => Some("number"),
+            "boolean" => Some("boolean"),
+            _ => None,
+        };
+        let properties: Option<Vec<(String, Checker)>> =
+            s.get("properties").and_then(Value::as_object).map(|p| {
+                p.iter()
+                    .map(|(k, v)| (k.clone(), Checker::new(v)))
+                    .collect()
+            });
+        let by_name = properties
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        Checker {
+            open: false,
+            int_or_string: s.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)),
+            preserve_unknown: s.get("x-kubernetes-preserve-unknown-fields")
+                == Some(&Value::Bool(true)),
+            ty,
+            enum_values: s.get("enum").and_then(Value::as_array).cloned(),
+            minimum: s.get("minimum").and_then(Value::as_f64),
+            properties,
+            by_name,
+            additional: s
+                .get("additionalProperties")
+                .filter(|a| a.is_object())
+                .map(|a| Box::new(Checker::new(a))),
+            items: s.get("items").map(|i| Box::new(Checker::new(i))),
+            required: s
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    fn property(&self, k: &str) -> Option<&Checker> {
+        let i = *self.by_name.get(k)?;
+        self.properties.as_ref()?.get(i).map(|(_, c)| c)
+    }
+
+    fn matches(&self, value: &Value) -> bool {
+        if self.int_or_string {
+            return value.is_string() || value.is_i64() || value.is_u64();
+        }
+        match self.ty {
+            Some("object") => value.is_object(),
+            Some("array") => value.is_array(),
+            Some("string") => value.is_string(),
+            Some("integer") => value.is_i64() || value.is_u64(),
+            Some("number") => value.is_number(),
+            Some("boolean") => value.is_boolean(),
+            _ => true,
+        }
+    }
+}
+
 /// Reports every unknown field, wrong type and bad enum value of `value`.
 pub(crate) fn check(
     value: &Value,
-    schema_node: &Value,
+    schema_node: &Checker,
     file: &str,
     path: &str,
     errs: &mut Diagnostics,
 ) {
-    if value.is_null() {
+    let mut buf = String::from(path);
+    check_at(value, schema_node, file, &mut buf, None, errs);
+}
+
+/// [`check`] of an object whose top-level field `skip` is left out, as if absent (KEDA's
+/// CRD schemas leave `metadata` open; the API server checks it itself).
+pub(crate) fn check_without(
+    value: &Value,
+    schema_node: &Checker,
+    file: &str,
+    skip: &str,
+    errs: &mut Diagnostics,
+) {
+    check_at(
+        value,
+        schema_node,
+        file,
+        &mut String::new(),
+        Some(skip),
+        errs,
+    );
+}
+
+fn check_at(
+    value: &Value,
+    s: &Checker,
+    file: &str,
+    path: &mut String,
+    skip: Option<&str>,
+    errs: &mut Diagnostics,
+) {
+    if value.is_null() || s.open {
         return;
     }
-    let Some(s) = schema_node.as_object() else {
-        return;
-    };
-    if s.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+    if s.int_or_string {
         if !(value.is_string() || value.is_i64() || value.is_u64()) {
             errs.push(schema(
                 file,
@@ -156,15 +292,14 @@ pub(crate) fn check(
         }
         return;
     }
-    let ty = s.get("type").and_then(Value::as_str).unwrap_or("");
-    if !type_matches(value, schema_node) {
-        let expected = match ty {
-            "object" => "a mapping",
-            "array" => "a list",
-            "string" => "a string",
-            "integer" => "an integer",
-            "number" => "a number",
-            "boolean" => "a boolean (true/false)",
+    if !s.matches(value) {
+        let expected = match s.ty {
+            Some("object") => "a mapping",
+            Some("array") => "a list",
+            Some("string") => "a string",
+            Some("integer") => "an integer",
+            Some("number") => "a number",
+            Some("boolean") => "a boolean (true/false)",
             _ => "another type",
         };
         errs.push(schema(
@@ -174,7 +309,7 @@ pub(crate) fn check(
         ));
         return;
     }
-    if let (Some(Value::Array(allowed)), Some(_)) = (s.get("enum"), value.as_str())
+    if let (Some(allowed), Some(_)) = (&s.enum_values, value.as_str())
         && !allowed.contains(value)
     {
         let list: Vec<String> = allowed
@@ -188,7 +323,7 @@ pub(crate) fn check(
             format!("expected one of {}, got {value}", list.join(", ")),
         ));
     }
-    if let Some(min) = s.get("minimum").and_then(Value::as_f64)
+    if let Some(min) = s.minimum
         && let Some(x) = value.as_f64()
         && x < min
     {
@@ -198,61 +333,60 @@ pub(crate) fn check(
             format!("expected a value >= {min}, got {value}"),
         ));
     }
-    if s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+    if s.preserve_unknown {
         return;
     }
+    let len = path.len();
     match value {
-        Value::Object(m) => check_object(m, s, file, path, errs),
+        Value::Object(m) => {
+            for (k, v) in m {
+                if skip == Some(k.as_str()) {
+                    continue;
+                }
+                path.push('.');
+                path.push_str(k);
+                match (s.property(k), &s.additional) {
+                    (Some(ps), _) => check_at(v, ps, file, path, None, errs),
+                    (None, Some(a)) => check_at(v, a, file, path, None, errs),
+                    (None, None) => {
+                        let known: Vec<&str> = s
+                            .properties
+                            .iter()
+                            .flatten()
+                            .map(|(k, _)| k.as_str())
+                            .collect();
+                        let hint = closest(k, &known)
+                            .map(|c| format!(" (did you mean {c:?}?)"))
+                            .unwrap_or_default();
+                        errs.push(schema(
+                            file,
+                            path,
+                            format!("unknown field{hint}; expected one of: {}", known.join(", ")),
+                        ));
+                    }
+                }
+                path.truncate(len);
+            }
+            for r in &s.required {
+                if !m.contains_key(r) || skip == Some(r.as_str()) {
+                    errs.push(schema(
+                        file,
+                        &format!("{path}.{r}"),
+                        "expected this field (it is required)",
+                    ));
+                }
+            }
+        }
         Value::Array(a) => {
-            if let Some(items) = s.get("items") {
+            if let Some(items) = &s.items {
                 for (i, v) in a.iter().enumerate() {
-                    check(v, items, file, &format!("{path}[{i}]"), errs);
+                    let _ = write!(path, "[{i}]");
+                    check_at(v, items, file, path, None, errs);
+                    path.truncate(len);
                 }
             }
         }
         _ => {}
-    }
-}
-
-fn check_object(
-    m: &Map<String, Value>,
-    s: &Map<String, Value>,
-    file: &str,
-    path: &str,
-    errs: &mut Diagnostics,
-) {
-    let props = s.get("properties").and_then(Value::as_object);
-    let additional = s.get("additionalProperties").filter(|a| a.is_object());
-    for (k, v) in m {
-        let child = format!("{path}.{k}");
-        match (props.and_then(|p| p.get(k)), additional) {
-            (Some(ps), _) => check(v, ps, file, &child, errs),
-            (None, Some(a)) => check(v, a, file, &child, errs),
-            (None, None) => {
-                let known: Vec<&str> = props
-                    .map(|p| p.keys().map(String::as_str).collect())
-                    .unwrap_or_default();
-                let hint = closest(k, &known)
-                    .map(|c| format!(" (did you mean {c:?}?)"))
-                    .unwrap_or_default();
-                errs.push(schema(
-                    file,
-                    &child,
-                    format!("unknown field{hint}; expected one of: {}", known.join(", ")),
-                ));
-            }
-        }
-    }
-    if let Some(Value::Array(req)) = s.get("required") {
-        for r in req.iter().filter_map(Value::as_str) {
-            if !m.contains_key(r) {
-                errs.push(schema(
-                    file,
-                    &format!("{path}.{r}"),
-                    "expected this field (it is required)",
-                ));
-            }
-        }
     }
 }
 

@@ -1,8 +1,12 @@
 //! `asya bench` (hidden): renders N generated actors and reports the time; optionally
-//! writes the equivalent kustomize base+overlays tree for `kubectl kustomize`.
+//! writes the equivalent kustomize base+overlays tree for `kubectl kustomize` and checks
+//! that a tool's output holds the same objects.
+
+mod kustomize;
 
 use std::io::Write;
 use std::path::Path;
+
 use std::time::Instant;
 
 use asya_render::{ActorDocument, Compositions, FlavorLibrary, Platform, render, to_yaml_stream};
@@ -79,7 +83,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         elapsed.as_secs_f64() * 1e6 / actors.len().max(1) as f64
     );
     if let Some(dir) = &args.kustomize_dir {
-        match write_kustomize(dir, &actors, &flavors, &platform, &compositions) {
+        match kustomize::write(dir, &actors, &flavors, &platform, &compositions) {
             Ok(()) => {
                 let _ = writeln!(out, "kustomize tree written to {}", dir.display());
             }
@@ -93,7 +97,26 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             }
         }
     }
-    0
+    let mut status = 0;
+    for file in &args.same_as {
+        let mut rendered = Vec::new();
+        for a in &actors {
+            match render(a, &flavors, &platform, &compositions) {
+                Ok(r) => rendered.extend(r.objects),
+                Err(e) => return report(&e, err),
+            }
+        }
+        match kustomize::compare(file, &rendered) {
+            Ok(summary) => {
+                let _ = writeln!(out, "{summary}");
+            }
+            Err(e) => {
+                let _ = writeln!(err, "error: {}: {e}", file.display());
+                status = 1;
+            }
+        }
+    }
+    status
 }
 
 fn read_flavors(dirs: &[std::path::PathBuf]) -> FlavorLibrary {
@@ -120,67 +143,4 @@ fn read_flavors(dirs: &[std::path::PathBuf]) -> FlavorLibrary {
         }
     }
     lib
-}
-
-/// Writes base/ (one rendered actor per transport) and one overlay per actor that patches
-/// names, image, handler and namespace — what a kustomize user maintains by hand.
-fn write_kustomize(
-    dir: &Path,
-    actors: &[ActorDocument],
-    flavors: &FlavorLibrary,
-    platform: &Platform,
-    compositions: &Compositions,
-) -> std::io::Result<()> {
-    let bad = |e: asya_render::Diagnostics| std::io::Error::other(e.to_string());
-    for (t, i) in [("rabbitmq", 0usize), ("sqs", 1usize)] {
-        let mut base = generated_actor(i, false);
-        base.spec["actor"] = json!("base");
-        base.name = "base".into();
-        let r = render(&base, flavors, platform, compositions).map_err(bad)?;
-        let bdir = dir.join(format!("base-{t}"));
-        std::fs::create_dir_all(&bdir)?;
-        std::fs::write(bdir.join("actor.yaml"), to_yaml_stream(&r.objects))?;
-        std::fs::write(
-            bdir.join("kustomization.yaml"),
-            "resources:\n- actor.yaml\n",
-        )?;
-    }
-    let mut top = String::from("resources:\n");
-    std::fs::create_dir_all(dir.join("actors"))?;
-    for (i, a) in actors.iter().enumerate() {
-        let t = if i.is_multiple_of(2) {
-            "rabbitmq"
-        } else {
-            "sqs"
-        };
-        // The same actor as an AsyncActor file, for timing `asya render -f actors/`.
-        let doc = json!({"apiVersion": "asya.sh/v1alpha1", "kind": "AsyncActor",
-            "metadata": {"name": a.name, "namespace": a.namespace, "labels": a.labels}, "spec": a.spec});
-        std::fs::write(
-            dir.join("actors").join(format!("{}.yaml", a.name)),
-            to_yaml_stream([&doc]),
-        )?;
-        let odir = dir.join("overlays").join(&a.name);
-        std::fs::create_dir_all(&odir)?;
-        let image = a.spec["image"].as_str().unwrap_or_default();
-        let (new_name, new_tag) = image.split_once(':').unwrap_or((image, "latest"));
-        let handler = a.spec["handler"].as_str().unwrap_or_default();
-        let ns = a.namespace.clone().unwrap_or_default();
-        let workload = format!("base-{i:04}");
-        let queue_key = if t == "rabbitmq" {
-            "queueName"
-        } else {
-            "queueURL"
-        };
-        let queue = format!("asya-{ns}-{}", a.name);
-        let k = format!(
-            "resources:\n- ../../base-{t}\nnamespace: {ns}\nnameSuffix: \"-{i:04}\"\nlabels:\n- pairs:\n    team: t{team}\n    asya.sh/actor: {name}\nimages:\n- name: registry.example.com/team/model-{base}\n  newName: {new_name}\n  newTag: {new_tag}\npatches:\n- target:\n    kind: Deployment\n  patch: |-\n    - op: replace\n      path: /spec/template/spec/containers/0/env/0/value\n      value: {handler}\n    - op: replace\n      path: /spec/template/spec/containers/1/env/0/value\n      value: {name}\n- target:\n    kind: ScaledObject\n  patch: |-\n    - op: replace\n      path: /spec/scaleTargetRef/name\n      value: {workload}\n    - op: replace\n      path: /spec/triggers/0/metadata/{queue_key}\n      value: {queue}\n",
-            team = i % 4,
-            name = a.name,
-            base = usize::from(t == "sqs"),
-        );
-        std::fs::write(odir.join("kustomization.yaml"), k)?;
-        top.push_str(&format!("- overlays/{}\n", a.name));
-    }
-    std::fs::write(dir.join("kustomization.yaml"), top)
 }

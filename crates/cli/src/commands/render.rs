@@ -21,8 +21,19 @@ pub fn render_all(input: &InputArgs) -> Result<(Vec<serde_json::Value>, Vec<Stri
 
 /// [`render_all`], keeping each actor's render (its objects, source and flavors).
 pub fn render_actors(input: &InputArgs) -> Result<(Vec<Rendered>, Vec<String>), Diagnostics> {
-    let (inputs, mut errs) = load_lenient(input)?;
     let mut renders = Vec::new();
+    let warnings = render_each(input, |r| renders.push(r))?;
+    Ok((renders, warnings))
+}
+
+/// Renders every actor, handing each render to `keep` as soon as it is made (so a caller
+/// that only prints can drop it: 1,000 actors' objects and provenance held at once cost
+/// ~110 MB and the page faults to match); the warnings, or every error of every file.
+fn render_each(
+    input: &InputArgs,
+    mut keep: impl FnMut(Rendered),
+) -> Result<Vec<String>, Diagnostics> {
+    let (inputs, mut errs) = load_lenient(input)?;
     let mut warnings = Vec::new();
     // Objects are named after spec.actor: two documents with one actor would overwrite each other.
     let mut owners: std::collections::BTreeMap<(String, String), String> = Default::default();
@@ -48,14 +59,14 @@ pub fn render_actors(input: &InputArgs) -> Result<(Vec<Rendered>, Vec<String>), 
                         .iter()
                         .map(|w| format!("{}: {w}", a.source)),
                 );
-                renders.push(r);
+                keep(r);
             }
             Err(e) => errs.extend(e),
         }
     }
     errs.locate(&inputs.sources);
     errs.into_result()?;
-    Ok((renders, warnings))
+    Ok(warnings)
 }
 
 /// Output text for `objects` in the chosen format.
@@ -83,6 +94,20 @@ pub fn run(args: &RenderArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 } else {
                     manifests::write(&renders, dir, out, err)
                 }
+            }
+            Err(e) => report(&e, err),
+        };
+    }
+    if matches!(args.output, Format::Yaml) {
+        // YAML is a stream: each actor's objects are printed as they come, then dropped.
+        let mut text = String::new();
+        return match render_each(&args.input, |r| text.push_str(&to_yaml_stream(&r.objects))) {
+            Ok(warnings) => {
+                for w in warnings {
+                    let _ = writeln!(err, "warning: {w}");
+                }
+                let _ = out.write_all(text.as_bytes());
+                0
             }
             Err(e) => report(&e, err),
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::labels::{actor_labels, applyset_id};
 use super::output::Stamp;
@@ -88,18 +88,18 @@ impl Context {
         let sa = ServiceAccount::build(&inp);
         let (workload_kind, workload) = workload_context(&inp);
         let actor = &inp.actor;
-        let value = json!({
-            "actor": actor,
-            "name": doc.name,
+        let value = obj! {
+            "actor": actor.as_str(),
+            "name": doc.name.as_str(),
             "namespace": namespace,
-            "queue_name": inp.queue,
+            "queue_name": inp.queue.as_str(),
             "transport": inp.kind,
             "transport_name": transport_name,
-            "names": {
-                "workload": actor,
-                "scaled_object": actor,
+            "names": obj! {
+                "workload": actor.as_str(),
+                "scaled_object": actor.as_str(),
                 "trigger_auth": format!("{actor}-trigger-auth"),
-                "service_account": sa.name,
+                "service_account": sa.name.as_str(),
             },
             "service_account": sa.to_value(),
             "workload": workload,
@@ -108,7 +108,7 @@ impl Context {
             "queue": queue_context(&inp),
             "rabbitmq": rabbitmq_context(&inp),
             "sqs": sqs_context(&inp),
-        });
+        };
         Context {
             value,
             actor: inp.actor.clone(),
@@ -129,52 +129,75 @@ impl Context {
 
 /// The template context as templates see it: the JSON tree itself, not a copy. Each node
 /// a template touches is a (root, path) handle; a mapping or list a template prints is
-/// cloned once, straight into the output (see `compositions.rs`).
+/// printed as its path, and moved from the tree into the output once every template has
+/// been rendered (see `compositions.rs`).
 #[derive(Debug)]
 pub(crate) struct JsonNode {
     root: Arc<Value>,
     path: Vec<Step>,
 }
 
-#[derive(Debug, Clone)]
-enum Step {
+/// One step from the context's root to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
     Key(String),
     Index(usize),
 }
 
+/// The node at `path` under `root` (`Null` when there is none).
+pub(crate) fn at<'a>(root: &'a Value, path: &[Step]) -> &'a Value {
+    let mut v = root;
+    for s in path {
+        v = match (s, v) {
+            (Step::Key(k), Value::Object(m)) => m.get(k).unwrap_or(&Value::Null),
+            (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
+            _ => &Value::Null,
+        };
+    }
+    v
+}
+
+/// The node at `path` under `root`, to move it out.
+pub(crate) fn at_mut<'a>(root: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+    let mut v = root;
+    for s in path {
+        v = match (s, v) {
+            (Step::Key(k), Value::Object(m)) => m.get_mut(k)?,
+            (Step::Index(i), Value::Array(a)) => a.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
 impl JsonNode {
-    /// The whole context.
-    pub fn root(v: Value) -> minijinja::Value {
-        wrap(&Arc::new(v), Vec::new())
+    /// The whole context; the caller keeps the `Arc` to take the tree back afterwards.
+    pub fn root(v: &Arc<Value>) -> minijinja::Value {
+        value_of(v, v, Vec::new)
     }
 
     /// The JSON value this handle stands for.
     pub fn json(&self) -> &Value {
-        let mut v = &*self.root;
-        for s in &self.path {
-            v = match (s, v) {
-                (Step::Key(k), Value::Object(m)) => m.get(k).unwrap_or(&Value::Null),
-                (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
-                _ => &Value::Null,
-            };
-        }
-        v
+        at(&self.root, &self.path)
     }
 
-    fn child(&self, step: Step) -> minijinja::Value {
-        let mut path = self.path.clone();
+    /// Where this handle points in the context.
+    pub fn path(&self) -> &[Step] {
+        &self.path
+    }
+
+    fn child_path(&self, step: Step) -> Vec<Step> {
+        let mut path = Vec::with_capacity(self.path.len() + 1);
+        path.extend_from_slice(&self.path);
         path.push(step);
-        wrap(&self.root, path)
+        path
     }
 }
 
-/// A scalar as a minijinja value; a mapping or list as a handle.
-fn wrap(root: &Arc<Value>, path: Vec<Step>) -> minijinja::Value {
-    let node = JsonNode {
-        root: root.clone(),
-        path,
-    };
-    match node.json() {
+/// `v` (found at `path` under `root`) as a minijinja value: a scalar as itself, a mapping or
+/// list as a handle. The path is only built for a handle: most lookups end at a scalar.
+fn value_of(root: &Arc<Value>, v: &Value, path: impl FnOnce() -> Vec<Step>) -> minijinja::Value {
+    match v {
         Value::Null => minijinja::Value::from(()),
         Value::Bool(b) => minijinja::Value::from(*b),
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
@@ -184,7 +207,10 @@ fn wrap(root: &Arc<Value>, path: Vec<Step>) -> minijinja::Value {
             _ => minijinja::Value::from(()),
         },
         Value::String(s) => minijinja::Value::from(s.as_str()),
-        Value::Array(_) | Value::Object(_) => minijinja::Value::from_object(node),
+        Value::Array(_) | Value::Object(_) => minijinja::Value::from_object(JsonNode {
+            root: root.clone(),
+            path: path(),
+        }),
     }
 }
 
@@ -200,12 +226,15 @@ impl Object for JsonNode {
         match self.json() {
             Value::Object(m) => {
                 let k = key.as_str()?;
-                m.contains_key(k)
-                    .then(|| self.child(Step::Key(k.to_string())))
+                let v = m.get(k)?;
+                Some(value_of(&self.root, v, || {
+                    self.child_path(Step::Key(k.to_string()))
+                }))
             }
             Value::Array(a) => {
                 let i = key.as_usize()?;
-                (i < a.len()).then(|| self.child(Step::Index(i)))
+                let v = a.get(i)?;
+                Some(value_of(&self.root, v, || self.child_path(Step::Index(i))))
             }
             _ => None,
         }

@@ -45,14 +45,23 @@ fn walk<'a>(v: &'a Value, steps: &mut Vec<Step<'a>>, out: &mut Vec<Duplicate>) {
     match v {
         Value::Object(m) => {
             for (k, child) in m {
-                steps.push(Step::Field(k));
-                if let (Value::Array(items), Some((_, fields))) =
-                    (child, KEYED_LISTS.iter().find(|(name, _)| name == k))
-                {
-                    check_list(items, fields, steps, out);
+                // Only lists and mappings can hold a keyed list; scalars are most members.
+                match child {
+                    Value::Array(items) => {
+                        steps.push(Step::Field(k));
+                        if let Some((_, fields)) = KEYED_LISTS.iter().find(|(name, _)| name == k) {
+                            check_list(items, fields, steps, out);
+                        }
+                        walk(child, steps, out);
+                        steps.pop();
+                    }
+                    Value::Object(_) => {
+                        steps.push(Step::Field(k));
+                        walk(child, steps, out);
+                        steps.pop();
+                    }
+                    _ => {}
                 }
-                walk(child, steps, out);
-                steps.pop();
             }
         }
         Value::Array(a) => {
@@ -69,17 +78,23 @@ fn walk<'a>(v: &'a Value, steps: &mut Vec<Step<'a>>, out: &mut Vec<Duplicate>) {
 }
 
 fn check_list(items: &[Value], fields: &[&str], steps: &[Step<'_>], out: &mut Vec<Duplicate>) {
-    // Lists are short (a few containers, a few dozen env vars): pairwise is cheapest.
-    for (i, item) in items.iter().enumerate() {
-        // Lists of scalars are not keyed.
-        if !item.is_object() {
-            continue;
-        }
-        let same = |other: &Value| fields.iter().all(|f| field(item, f) == field(other, f));
-        if let Some(first) = items[..i].iter().position(same) {
+    // Each item's key is looked up once (map lookups hash); lists are short (a few
+    // containers, a few dozen env vars), so comparing the keys pairwise is cheapest.
+    // Lists of scalars are not keyed: such items get no key.
+    let keys: Vec<Option<Vec<std::borrow::Cow<'_, str>>>> = items
+        .iter()
+        .map(|item| {
+            item.is_object()
+                .then(|| fields.iter().map(|f| field(item, f)).collect())
+        })
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        let Some(key) = key else { continue };
+        if let Some(first) = keys[..i].iter().position(|k| k.as_ref() == Some(key)) {
             let key = fields
                 .iter()
-                .map(|f| format!("{f}={}", field(item, f)))
+                .zip(key)
+                .map(|(f, v)| format!("{f}={v}"))
                 .collect::<Vec<_>>()
                 .join(",");
             out.push(Duplicate {

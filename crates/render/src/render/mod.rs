@@ -2,6 +2,21 @@
 //! ([`resolve`]) → build the template context ([`context`], from one part per concept) →
 //! render the transport's compositions → stamp and canonicalise the objects ([`output`]).
 
+/// `obj!{"key": value, ...}`: a JSON object whose values are moved in with `Value::from`.
+/// `serde_json::json!` passes every interpolated expression through `to_value`, so a
+/// `Value` (a container, the whole pod section) was deep-copied through serde, key hashing
+/// included, at each level of the context; this moves it instead. The map is sized up front.
+macro_rules! obj {
+    () => {
+        serde_json::Value::Object(serde_json::Map::new())
+    };
+    ($($k:literal : $v:expr),* $(,)?) => {{
+        let mut m = serde_json::Map::with_capacity(<[&str]>::len(&[$($k),*]));
+        $( m.insert(String::from($k), serde_json::Value::from($v)); )*
+        serde_json::Value::Object(m)
+    }};
+}
+
 mod context;
 mod explain;
 mod fieldpath;
@@ -21,7 +36,7 @@ mod typed;
 mod workload;
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::api::platform::Platform;
 use crate::api::spec::FreeForm;
@@ -30,7 +45,9 @@ use crate::compositions::{Compositions, OBJECTS};
 use crate::error::{Diagnostics, platform as platform_err, template};
 
 use context::Context;
-pub(crate) use context::JsonNode;
+pub(crate) use context::{
+    JsonNode, Step as ContextStep, at as context_at, at_mut as context_at_mut,
+};
 use resolve::resolve;
 
 pub use explain::{Explanation, explain};
@@ -126,25 +143,39 @@ pub fn render(
         transport,
         platform,
     );
-    let ctx_value = JsonNode::root(std::mem::take(&mut ctx.value));
+    let root = std::sync::Arc::new(std::mem::take(&mut ctx.value));
+    let ctx_value = JsonNode::root(&root);
+    // Every template first; then the context tree is ours again, and what the templates
+    // printed of it moves into the objects instead of being copied.
+    let outs: Vec<(
+        String,
+        Result<crate::compositions::Rendered, crate::error::Error>,
+    )> = OBJECTS
+        .iter()
+        .map(|obj| format!("{kind}/{obj}.yaml.j2"))
+        .filter(|name| compositions.has(name))
+        .map(|name| {
+            let out = compositions.render(&name, &ctx_value);
+            (name, out)
+        })
+        .collect();
+    drop(ctx_value);
+    let mut context = std::sync::Arc::try_unwrap(root).unwrap_or_else(|shared| (*shared).clone());
+    let moves = crate::compositions::Moves::new(outs.iter().filter_map(|(_, o)| o.as_ref().ok()));
     let mut objects = Vec::new();
     let mut errs = Diagnostics::default();
-    for obj in OBJECTS {
-        let name = format!("{kind}/{obj}.yaml.j2");
-        if !compositions.has(&name) {
-            continue;
-        }
-        let mut out = match compositions.render(&name, &ctx_value) {
+    for (name, out) in outs {
+        let mut out = match out {
             Ok(t) => t,
             Err(e) => {
                 errs.push(e);
                 continue;
             }
         };
-        match serde_norway::from_str::<Value>(&out.text) {
+        match compositions.skeleton(&out.text) {
             Ok(Value::Null) => {}
             Ok(mut v) => {
-                out.resolve(&mut v);
+                out.resolve(&mut v, &mut context, &moves);
                 let origin = compositions.origin(&name);
                 match ctx.stamp.finish(&mut v, &origin) {
                     Ok(()) => match typed::check_typed(&v, &origin) {
@@ -198,7 +229,7 @@ fn free_forms(list: &[FreeForm]) -> Vec<Value> {
 }
 
 fn env(name: &str, value: impl Into<String>) -> Value {
-    json!({"name": name, "value": value.into()})
+    obj! {"name": name, "value": value.into()}
 }
 
 /// Adds `entry` to a container's env; an entry of the same name is replaced in place.
@@ -217,7 +248,7 @@ fn upsert_env(list: &mut Vec<Value>, entry: Value) {
 
 /// An env var read from one key of a Secret.
 fn secret_env(var: &str, secret: &str, key: &str) -> Value {
-    json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    obj! {"name": var, "valueFrom": obj! {"secretKeyRef": obj! {"name": secret, "key": key}}}
 }
 
 /// A typed spec value (an env entry) as JSON.

@@ -99,8 +99,14 @@ impl Stamp {
 pub fn canonicalize(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            m.retain(|_, v| !v.is_null());
-            m.sort_keys();
+            // Both rebuild the map's hash index: only when there is something to do (the
+            // skeletons and most context maps come sorted already).
+            if m.values().any(Value::is_null) {
+                m.retain(|_, v| !v.is_null());
+            }
+            if !m.keys().is_sorted() {
+                m.sort_keys();
+            }
             m.values_mut().for_each(canonicalize);
         }
         Value::Array(a) => a.iter_mut().for_each(canonicalize),

@@ -32,7 +32,7 @@ pub(super) fn queue_context(inp: &Inputs<'_>) -> Value {
         },
         "delete": platform.queue.deletion_policy == DeletionPolicy::Delete,
         "provider_config": platform.queue.provider_config,
-        "tags": tags,
+        "tags": Value::Object(tags),
         "visibility_timeout_seconds": visibility,
         "retention_seconds": 345600,
         "wait_time_seconds": cfg.wait_time_seconds.unwrap_or(20),

@@ -10,7 +10,7 @@ use crate::api::{ActorDocument, FlavorLibrary};
 use crate::error::{Diagnostics, flavor, invalid, schema as schema_err};
 use crate::merge::{self, FlavorInput};
 use crate::normalize::{normalize, upstream_aliases};
-use crate::schema::{actor_spec_schema, check, prune};
+use crate::schema::{actor_spec_checker, actor_spec_schema, check, prune};
 use crate::validate::{Files, is_dns_label, is_dns_subdomain, validate};
 
 /// A valid actor: its typed spec, its namespace, and how it came to be.
@@ -52,7 +52,7 @@ pub(super) fn resolve(
     // reports a typo, a bad handler and a bad name together.
     let mut written = doc.spec.clone();
     upstream_aliases(file, &mut written, &mut errs);
-    check(&written, actor_spec_schema(), file, "spec", &mut errs);
+    check(&written, actor_spec_checker(), file, "spec", &mut errs);
     if !errs.is_empty() {
         prune(&mut written, actor_spec_schema());
     }
@@ -89,7 +89,7 @@ pub(super) fn resolve(
         let before = errs.0.len();
         check(
             &entry.spec,
-            actor_spec_schema(),
+            actor_spec_checker(),
             &entry.source,
             &entry.path,
             &mut errs,

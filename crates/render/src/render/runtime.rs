@@ -3,7 +3,7 @@
 
 use asya_contract::duration;
 use asya_contract::env::runtime as rt;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::context::Inputs;
 use super::workload::quantities_as_strings;
@@ -43,29 +43,37 @@ pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
                     upsert_env(&mut env_vars, secret_env(&var, &name, &k.key));
                 }
             }
-            None => env_from.push(json!({"secretRef": {"name": name}})),
+            None => env_from.push(obj! {"secretRef": obj! {"name": name}}),
         }
     }
     // Probes exec the runtime itself: user images need no shell or curl.
-    let probe_cmd = json!([python, format!("{RUNTIME_DIR}/asya_runtime.py"), "--probe"]);
+    let runtime_py = format!("{RUNTIME_DIR}/asya_runtime.py");
+    let probe = |period: i64, failures: i64| {
+        let cmd = vec![
+            Value::from(python.as_str()),
+            Value::from(runtime_py.as_str()),
+            Value::from("--probe"),
+        ];
+        obj! {"exec": obj! {"command": cmd}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+    };
     let mut mounts = vec![
-        json!({"name": "asya-socket", "mountPath": SOCKET_DIR}),
-        json!({"name": "asya-runtime", "mountPath": RUNTIME_DIR, "readOnly": true}),
+        obj! {"name": "asya-socket", "mountPath": SOCKET_DIR},
+        obj! {"name": "asya-runtime", "mountPath": RUNTIME_DIR, "readOnly": true},
     ];
     mounts.extend(free_forms(
         spec.volume_mounts.as_deref().unwrap_or_default(),
     ));
-    json!({
+    obj! {
         "name": "asya-runtime",
         "image": spec.image.clone().unwrap_or_default(),
         "imagePullPolicy": spec.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent).as_str(),
-        "command": [python, format!("{RUNTIME_DIR}/asya_runtime.py")],
+        "command": vec![Value::from(python.as_str()), Value::from(runtime_py.as_str())],
         "env": env_vars,
-        "envFrom": if env_from.is_empty() { Value::Null } else { json!(env_from) },
+        "envFrom": if env_from.is_empty() { Value::Null } else { Value::from(env_from) },
         "resources": spec.resources.as_ref().map(|r| quantities_as_strings(Value::Object(r.0.clone()))),
         "volumeMounts": mounts,
-        "startupProbe": {"exec": {"command": probe_cmd}, "periodSeconds": 2, "timeoutSeconds": 5, "failureThreshold": 150},
-        "livenessProbe": {"exec": {"command": probe_cmd}, "periodSeconds": 30, "timeoutSeconds": 5, "failureThreshold": 3},
-        "readinessProbe": {"exec": {"command": probe_cmd}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
-    })
+        "startupProbe": probe(2, 150),
+        "livenessProbe": probe(30, 3),
+        "readinessProbe": probe(10, 3),
+    }
 }

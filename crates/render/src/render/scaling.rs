@@ -33,7 +33,7 @@ pub(super) fn scaling_context(inp: &Inputs<'_>, min: i32, max: i32) -> Value {
         .into_iter()
         .map(stringify_trigger_metadata)
         .collect();
-    json!({
+    obj! {
         "enabled": inp.scaling_enabled,
         "min": min,
         "max": max,
@@ -44,7 +44,7 @@ pub(super) fn scaling_context(inp: &Inputs<'_>, min: i32, max: i32) -> Value {
         "restore_to_original_replica_count": advanced.restore_to_original_replica_count,
         "scaling_modifiers": modifiers,
         "additional_triggers": additional_triggers,
-    })
+    }
 }
 
 /// KEDA's schema types trigger metadata as map[string]string: quote numbers and booleans.

@@ -1,7 +1,7 @@
 //! The actor's ServiceAccount: created when the platform asks for it, or when an SQS actor
 //! needs an IAM role (IRSA / Pod Identity) to reach its queue.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::context::Inputs;
 use super::{s, string_map};
@@ -41,7 +41,7 @@ impl ServiceAccount {
 
     /// The `service_account` section of the template context.
     pub fn to_value(&self) -> Value {
-        json!({"create": self.create, "name": self.name, "annotations": self.annotations, "role_arn": self.role_arn})
+        obj! {"create": self.create, "name": self.name.as_str(), "annotations": self.annotations.clone(), "role_arn": self.role_arn.clone()}
     }
 
     /// `serviceAccountName` of the pod: only a ServiceAccount Asya creates.

@@ -1,7 +1,7 @@
 //! The injected `asya-sidecar` container, and the installer init container (same image)
 //! that copies the Python runtime into the pod.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::context::Inputs;
 use super::sidecar_env::sidecar_env;
@@ -27,36 +27,36 @@ pub(super) fn sidecar_container(inp: &Inputs<'_>) -> Value {
     if let Some(r) = inp.spec.sidecar.as_ref().and_then(|s| s.resources.as_ref()) {
         merge_over(&mut resources, &Value::Object(r.0.clone()));
     }
-    json!({
+    obj! {
         "name": "asya-sidecar",
         "image": image,
         "imagePullPolicy": pull,
         "env": sidecar_env(inp),
-        "ports": [{"name": "metrics", "containerPort": sc.metrics_port, "protocol": "TCP"}],
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+        "ports": vec![obj! {"name": "metrics", "containerPort": sc.metrics_port, "protocol": "TCP"}],
+        "livenessProbe": obj! {"httpGet": obj! {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+        "readinessProbe": obj! {"httpGet": obj! {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
         "resources": quantities_as_strings(resources),
         "securityContext": restricted_security_context(),
-        "volumeMounts": [
-            {"name": "asya-socket", "mountPath": SOCKET_DIR},
-            {"name": "tmp", "mountPath": "/tmp"},
+        "volumeMounts": vec![
+            obj! {"name": "asya-socket", "mountPath": SOCKET_DIR},
+            obj! {"name": "tmp", "mountPath": "/tmp"},
         ],
         "restartPolicy": if sc.native { s("Always") } else { Value::Null },
-    })
+    }
 }
 
 /// Writes `asya_runtime.py` into the shared volume before the runtime starts.
 pub(super) fn installer_container(inp: &Inputs<'_>) -> Value {
     let (image, pull) = image(inp);
-    json!({
+    obj! {
         "name": "asya-runtime-installer",
         "image": image,
         "imagePullPolicy": pull,
-        "command": ["asya-sidecar", "install-runtime", "--to", RUNTIME_DIR],
-        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
+        "command": ["asya-sidecar", "install-runtime", "--to", RUNTIME_DIR].map(Value::from).to_vec(),
+        "resources": obj! {"requests": obj! {"cpu": "10m", "memory": "16Mi"}, "limits": obj! {"cpu": "100m", "memory": "64Mi"}},
         "securityContext": restricted_security_context(),
-        "volumeMounts": [{"name": "asya-runtime", "mountPath": RUNTIME_DIR}],
-    })
+        "volumeMounts": vec![obj! {"name": "asya-runtime", "mountPath": RUNTIME_DIR}],
+    }
 }
 
 /// Deep merge of maps (`over` wins on scalars); used for sidecar resources over defaults.

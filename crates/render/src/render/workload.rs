@@ -21,14 +21,14 @@ pub(super) fn workload_context(inp: &Inputs<'_>) -> (String, Value) {
         .and_then(|w| w.kind)
         .unwrap_or(WorkloadKind::Deployment);
     let actor = &inp.actor;
-    let value = json!({
+    let value = obj! {
         "kind": kind.as_str(),
-        "name": actor,
+        "name": actor.as_str(),
         // KEDA owns the replica count while it scales.
-        "replicas": if inp.scaling_enabled { Value::Null } else { json!(spec.replicas.unwrap_or(1)) },
-        "selector": {"app.kubernetes.io/name": actor, "asya.sh/actor": actor},
+        "replicas": if inp.scaling_enabled { Value::Null } else { Value::from(spec.replicas.unwrap_or(1)) },
+        "selector": obj! {"app.kubernetes.io/name": actor.as_str(), "asya.sh/actor": actor.as_str()},
         "volume_claim_templates": spec.workload.as_ref().and_then(|w| w.volume_claim_templates.as_deref()).map(free_forms),
-    });
+    };
     (kind.as_str().to_string(), value)
 }
 
@@ -68,9 +68,9 @@ pub(super) fn pod_context(
         .unwrap_or_else(|| json!({}));
 
     let mut volumes = vec![
-        json!({"name": "asya-socket", "emptyDir": {}}),
-        json!({"name": "asya-runtime", "emptyDir": {}}),
-        json!({"name": "tmp", "emptyDir": {}}),
+        obj! {"name": "asya-socket", "emptyDir": obj! {}},
+        obj! {"name": "asya-runtime", "emptyDir": obj! {}},
+        obj! {"name": "tmp", "emptyDir": obj! {}},
     ];
     volumes.extend(free_forms(spec.volumes.as_deref().unwrap_or_default()));
     let mut init_containers = vec![installer_container(inp)];
@@ -88,19 +88,19 @@ pub(super) fn pod_context(
         containers.push(sidecar_container(inp));
     }
     containers.extend(spec.sidecars.iter().flatten().map(|c| user_container(&c.0)));
-    json!({
+    obj! {
         "labels": pod_labels,
         "annotations": pod_annotations,
         "service_account_name": sa.pod_field(),
         "termination_grace_period_seconds": inp.grace,
-        "node_selector": spec.node_selector,
+        "node_selector": super::to_json(&spec.node_selector),
         "tolerations": spec.tolerations.as_deref().map(free_forms),
         "affinity": spec.affinity.as_ref().map(|a| Value::Object(a.0.clone())),
         "volumes": volumes,
         "init_containers": init_containers,
         "containers": containers,
         "extra": pod_extra,
-    })
+    }
 }
 
 /// Labels Asya sets itself on every object.
@@ -112,15 +112,15 @@ fn is_asya_label(k: &str) -> bool {
 
 /// The pod security settings of every injected container (`restricted` Pod Security Standard).
 pub(super) fn restricted_security_context() -> Value {
-    json!({
+    obj! {
         "allowPrivilegeEscalation": false,
-        "capabilities": {"drop": ["ALL"]},
+        "capabilities": obj! {"drop": vec![Value::from("ALL")]},
         "readOnlyRootFilesystem": true,
         "runAsNonRoot": true,
         "runAsUser": 65532,
         "runAsGroup": 65532,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    })
+        "seccompProfile": obj! {"type": "RuntimeDefault"},
+    }
 }
 
 /// Resource quantities written as YAML numbers (`nvidia.com/gpu: 1`) become strings: server-side
