@@ -235,4 +235,53 @@ mod tests {
         // Keys that are not simple words and multi-line strings go to serde_norway.
         assert!(ours(&cases[4]).is_none() && ours(&cases[5]).is_none());
     }
+
+    fn arb() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        // Characters that change how YAML reads a scalar: indicators, quotes, digits, signs,
+        // dots, colons, spaces, a newline, a non-ASCII letter.
+        let text = "[a-zA-Z0-9 _./=:#'\"!&*?|>%@`,{}~+\\[\\]\n\u{e9}-]{0,10}";
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|i| json!(i)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            text.prop_map(Value::String),
+            prop_oneof![
+                Just("yes"),
+                Just("No"),
+                Just("on"),
+                Just("~"),
+                Just("0x1F"),
+                Just("1e5"),
+                Just("-1"),
+                Just(".5"),
+                Just("1_0"),
+                Just("0o17"),
+                Just("---"),
+                Just("a: b"),
+            ]
+            .prop_map(|s| json!(s)),
+        ];
+        leaf.prop_recursive(4, 40, 5, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec(("[a-z][a-z0-9._/-]{0,6}|[ -~]{0,4}", inner), 0..4)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever the writer takes on, it prints byte for byte what serde_norway prints.
+        #[test]
+        fn random_values_print_as_serde_norway_prints(v in arb()) {
+            let theirs = serde_norway::to_string(&v).expect("serialises");
+            if let Some(o) = ours(&v) {
+                proptest::prop_assert_eq!(o, theirs, "{}", v);
+            }
+        }
+    }
 }
