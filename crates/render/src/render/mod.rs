@@ -33,6 +33,7 @@ mod sidecar;
 mod sidecar_env;
 mod transport;
 mod typed;
+mod unknown;
 mod workload;
 
 use serde::Serialize;
