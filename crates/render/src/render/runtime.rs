@@ -1,6 +1,8 @@
 //! The `asya-runtime` container: the user's image running the installed `asya_runtime.py`,
 //! which calls the handler for each message the sidecar hands over the socket.
 
+use std::sync::LazyLock;
+
 use asya_contract::duration;
 use asya_contract::env::runtime as rt;
 use serde_json::Value;
@@ -11,6 +13,14 @@ use super::{
     RUNTIME_DIR, SOCKET_DIR, SOCKET_NAME, env, free_forms, secret_env, to_json, upsert_env,
 };
 use crate::api::spec::PullPolicy;
+
+/// The runtime's own mounts, built once and cloned (a clone copies the maps' hash index).
+static MOUNTS: LazyLock<[Value; 2]> = LazyLock::new(|| {
+    [
+        obj! {"name": "asya-socket", "mountPath": SOCKET_DIR},
+        obj! {"name": "asya-runtime", "mountPath": RUNTIME_DIR, "readOnly": true},
+    ]
+});
 
 pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
     let spec = inp.spec;
@@ -56,10 +66,7 @@ pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
         ];
         obj! {"exec": obj! {"command": cmd}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
     };
-    let mut mounts = vec![
-        obj! {"name": "asya-socket", "mountPath": SOCKET_DIR},
-        obj! {"name": "asya-runtime", "mountPath": RUNTIME_DIR, "readOnly": true},
-    ];
+    let mut mounts = MOUNTS.to_vec();
     mounts.extend(free_forms(
         spec.volume_mounts.as_deref().unwrap_or_default(),
     ));
