@@ -55,9 +55,9 @@ static KEDA_SCHEMAS: LazyLock<Vec<(String, Checker)>> = LazyLock::new(|| {
 pub(super) fn check_typed(obj: &Value, origin: &str) -> Result<(), Diagnostics> {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
     match kind {
-        "Deployment" => round_trip::<Deployment>(obj, origin),
-        "StatefulSet" => round_trip::<StatefulSet>(obj, origin),
-        "ServiceAccount" => round_trip::<ServiceAccount>(obj, origin),
+        "Deployment" => round_trip::<Deployment>(obj, kind, origin),
+        "StatefulSet" => round_trip::<StatefulSet>(obj, kind, origin),
+        "ServiceAccount" => round_trip::<ServiceAccount>(obj, kind, origin),
         "ScaledObject" | "TriggerAuthentication" => against_crd(obj, kind, origin),
         // Queue objects of optional operators (ACK, messaging-topology-operator): their CRDs
         // are not ours to ship; the controller's apply reports what their API server says.
@@ -67,9 +67,9 @@ pub(super) fn check_typed(obj: &Value, origin: &str) -> Result<(), Diagnostics> 
 
 fn round_trip<T: for<'de> serde::Deserialize<'de>>(
     obj: &Value,
+    kind: &str,
     origin: &str,
 ) -> Result<(), Diagnostics> {
-    let kind = obj["kind"].as_str().unwrap_or_default();
     // Plain serde (noting the first field the type skipped) first; the path-tracking
     // deserializer only to name a failure's field.
     let unknown = match super::unknown::deserialize::<T>(obj) {
