@@ -22,6 +22,11 @@ static MOUNTS: LazyLock<[Value; 2]> = LazyLock::new(|| {
     ]
 });
 
+/// A runtime probe with its command, period and failure threshold left to set per actor.
+static PROBE: LazyLock<Value> = LazyLock::new(|| {
+    obj! {"exec": obj! {"command": Value::Null}, "periodSeconds": 0, "timeoutSeconds": 5, "failureThreshold": 0}
+});
+
 pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
     let spec = inp.spec;
     let python = spec
@@ -58,13 +63,29 @@ pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
     }
     // Probes exec the runtime itself: user images need no shell or curl.
     let runtime_py = format!("{RUNTIME_DIR}/asya_runtime.py");
+    let cmd = vec![
+        Value::from(python.as_str()),
+        Value::from(runtime_py.as_str()),
+        Value::from("--probe"),
+    ];
+    // A clone of the built probe, set in place: no key hashed again.
     let probe = |period: i64, failures: i64| {
-        let cmd = vec![
-            Value::from(python.as_str()),
-            Value::from(runtime_py.as_str()),
-            Value::from("--probe"),
-        ];
-        obj! {"exec": obj! {"command": cmd}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+        let mut p = PROBE.clone();
+        if let Value::Object(m) = &mut p {
+            for (k, v) in m.iter_mut() {
+                match (k.as_str(), v) {
+                    ("exec", Value::Object(exec)) => {
+                        for c in exec.values_mut() {
+                            *c = Value::from(cmd.clone());
+                        }
+                    }
+                    ("periodSeconds", v) => *v = Value::from(period),
+                    ("failureThreshold", v) => *v = Value::from(failures),
+                    _ => {}
+                }
+            }
+        }
+        p
     };
     let mut mounts = MOUNTS.to_vec();
     mounts.extend(free_forms(
