@@ -149,12 +149,22 @@ pub(crate) fn at<'a>(root: &'a Value, path: &[Step]) -> &'a Value {
     let mut v = root;
     for s in path {
         v = match (s, v) {
-            (Step::Key(k), Value::Object(m)) => m.get(k).unwrap_or(&Value::Null),
+            (Step::Key(k), Value::Object(m)) => member(m, k).unwrap_or(&Value::Null),
             (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
             _ => &Value::Null,
         };
     }
     v
+}
+
+/// `m[k]`. A context mapping has a handful of members: comparing keys in order is cheaper
+/// than hashing `k` (serde_json's maps hash with SipHash), so only larger maps use the index.
+pub(crate) fn member<'a>(m: &'a serde_json::Map<String, Value>, k: &str) -> Option<&'a Value> {
+    if m.len() <= 16 {
+        m.iter().find(|(mk, _)| mk.as_str() == k).map(|(_, v)| v)
+    } else {
+        m.get(k)
+    }
 }
 
 /// The node at `path` under `root`, to move it out.
@@ -226,7 +236,7 @@ impl Object for JsonNode {
         match self.json() {
             Value::Object(m) => {
                 let k = key.as_str()?;
-                let v = m.get(k)?;
+                let v = member(m, k)?;
                 Some(value_of(&self.root, v, || {
                     self.child_path(Step::Key(k.to_string()))
                 }))

@@ -108,7 +108,8 @@ fn check_list(items: &[Value], fields: &[&str], steps: &[Step<'_>], out: &mut Ve
 
 /// One key field of a list item as text; `protocol` defaults to TCP as in Kubernetes.
 fn field<'a>(item: &'a Value, f: &str) -> std::borrow::Cow<'a, str> {
-    match item.get(f) {
+    // By comparing keys, not hashing `f`: list items are small mappings.
+    match item.as_object().and_then(|m| super::context::member(m, f)) {
         Some(Value::String(s)) => std::borrow::Cow::Borrowed(s),
         Some(Value::Null) | None if f == "protocol" => std::borrow::Cow::Borrowed("TCP"),
         Some(Value::Null) | None => std::borrow::Cow::Borrowed(""),

@@ -33,6 +33,7 @@ mod sidecar;
 mod sidecar_env;
 mod transport;
 mod typed;
+mod unknown;
 mod workload;
 
 use serde::Serialize;
@@ -229,18 +230,35 @@ fn free_forms(list: &[FreeForm]) -> Vec<Value> {
 }
 
 fn env(name: &str, value: impl Into<String>) -> Value {
-    obj! {"name": name, "value": value.into()}
+    // A clone of a built map copies its hash index; inserting the keys anew would hash them.
+    static ENTRY: std::sync::LazyLock<Value> =
+        std::sync::LazyLock::new(|| obj! {"name": "", "value": ""});
+    let mut e = ENTRY.clone();
+    if let Value::Object(m) = &mut e {
+        let mut value = Some(value.into());
+        for (k, v) in m.iter_mut() {
+            match k.as_str() {
+                "name" => *v = Value::from(name),
+                _ => *v = Value::from(value.take().unwrap_or_default()),
+            }
+        }
+    }
+    e
 }
 
 /// Adds `entry` to a container's env; an entry of the same name is replaced in place.
 /// Kubernetes merges `env` by name, so two entries with one name are rejected by
 /// server-side apply; the later writer (the user) wins.
 fn upsert_env(list: &mut Vec<Value>, entry: Value) {
-    let name = entry.get("name").and_then(Value::as_str);
-    match list
-        .iter()
-        .position(|x| x.get("name").and_then(Value::as_str) == name)
-    {
+    // `name` looked up by comparing keys (`member`), not by hashing: this runs for every
+    // pair of our entries and the user's.
+    fn name_of(x: &Value) -> Option<&str> {
+        x.as_object()
+            .and_then(|m| context::member(m, "name"))
+            .and_then(Value::as_str)
+    }
+    let name = name_of(&entry);
+    match list.iter().position(|x| name_of(x) == name) {
         Some(i) => list[i] = entry,
         None => list.push(entry),
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::context::member;
 use super::labels::{APPLYSET_PART_OF, component_of};
 use super::listmaps::duplicate_keys;
 use super::s;
@@ -32,17 +33,20 @@ impl Stamp {
                 "expected a Kubernetes object (a mapping)",
             ));
         };
-        let kind = m
-            .get("kind")
+        // Members found by comparing keys (`member`), not by hashing them: objects have few.
+        let kind = member(m, "kind")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        if kind.is_empty() || m.get("apiVersion").and_then(Value::as_str).is_none() {
+        if kind.is_empty() || member(m, "apiVersion").and_then(Value::as_str).is_none() {
             return Err(template(origin, "", "expected apiVersion and kind"));
         }
         if self.scaling_enabled
             && matches!(kind.as_str(), "Deployment" | "StatefulSet")
-            && m.get("spec").and_then(|s| s.get("replicas")).is_some()
+            && member(m, "spec")
+                .and_then(Value::as_object)
+                .and_then(|s| member(s, "replicas"))
+                .is_some()
         {
             return Err(template(
                 origin,
@@ -61,7 +65,7 @@ impl Stamp {
         let Some(meta) = meta.as_object_mut() else {
             return Err(template(origin, "metadata", "expected a mapping"));
         };
-        if meta.get("name").and_then(Value::as_str).is_none() {
+        if member(meta, "name").and_then(Value::as_str).is_none() {
             return Err(template(origin, "metadata.name", "expected a name"));
         }
         meta.insert("namespace".into(), s(&self.namespace));
@@ -75,7 +79,10 @@ impl Stamp {
         }
         canonicalize(obj);
         let name = obj
-            .pointer("/metadata/name")
+            .as_object()
+            .and_then(|m| member(m, "metadata"))
+            .and_then(Value::as_object)
+            .and_then(|m| member(m, "name"))
             .and_then(Value::as_str)
             .unwrap_or_default();
         if let Some(d) = duplicate_keys(obj).into_iter().next() {

@@ -1,6 +1,7 @@
 //! From an AsyncActor as written to a valid, typed spec: schema check of the input,
 //! normalisation of its shape, flavors merged in listed order, defaults, semantic checks.
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::explain::Explanation;
@@ -134,7 +135,10 @@ pub(super) fn resolve(
 
     // 3. typed view of the merged spec.
     let merged_value = Value::Object(merged);
-    let spec: ActorSpec = match serde_path_to_error::deserialize(&merged_value) {
+    // Plain serde first; the path-tracking deserializer only to name a failure's field.
+    let typed = ActorSpec::deserialize(&merged_value)
+        .or_else(|_| serde_path_to_error::deserialize::<_, ActorSpec>(&merged_value));
+    let spec: ActorSpec = match typed {
         Ok(s) => s,
         Err(e) => {
             let path = format!("spec.{}", e.path());

@@ -1,6 +1,8 @@
 //! The `asya-runtime` container: the user's image running the installed `asya_runtime.py`,
 //! which calls the handler for each message the sidecar hands over the socket.
 
+use std::sync::LazyLock;
+
 use asya_contract::duration;
 use asya_contract::env::runtime as rt;
 use serde_json::Value;
@@ -11,6 +13,19 @@ use super::{
     RUNTIME_DIR, SOCKET_DIR, SOCKET_NAME, env, free_forms, secret_env, to_json, upsert_env,
 };
 use crate::api::spec::PullPolicy;
+
+/// The runtime's own mounts, built once and cloned (a clone copies the maps' hash index).
+static MOUNTS: LazyLock<[Value; 2]> = LazyLock::new(|| {
+    [
+        obj! {"name": "asya-socket", "mountPath": SOCKET_DIR},
+        obj! {"name": "asya-runtime", "mountPath": RUNTIME_DIR, "readOnly": true},
+    ]
+});
+
+/// A runtime probe with its command, period and failure threshold left to set per actor.
+static PROBE: LazyLock<Value> = LazyLock::new(|| {
+    obj! {"exec": obj! {"command": Value::Null}, "periodSeconds": 0, "timeoutSeconds": 5, "failureThreshold": 0}
+});
 
 pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
     let spec = inp.spec;
@@ -48,18 +63,31 @@ pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
     }
     // Probes exec the runtime itself: user images need no shell or curl.
     let runtime_py = format!("{RUNTIME_DIR}/asya_runtime.py");
-    let probe = |period: i64, failures: i64| {
-        let cmd = vec![
-            Value::from(python.as_str()),
-            Value::from(runtime_py.as_str()),
-            Value::from("--probe"),
-        ];
-        obj! {"exec": obj! {"command": cmd}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
-    };
-    let mut mounts = vec![
-        obj! {"name": "asya-socket", "mountPath": SOCKET_DIR},
-        obj! {"name": "asya-runtime", "mountPath": RUNTIME_DIR, "readOnly": true},
+    let cmd = vec![
+        Value::from(python.as_str()),
+        Value::from(runtime_py.as_str()),
+        Value::from("--probe"),
     ];
+    // A clone of the built probe, set in place: no key hashed again.
+    let probe = |period: i64, failures: i64| {
+        let mut p = PROBE.clone();
+        if let Value::Object(m) = &mut p {
+            for (k, v) in m.iter_mut() {
+                match (k.as_str(), v) {
+                    ("exec", Value::Object(exec)) => {
+                        for c in exec.values_mut() {
+                            *c = Value::from(cmd.clone());
+                        }
+                    }
+                    ("periodSeconds", v) => *v = Value::from(period),
+                    ("failureThreshold", v) => *v = Value::from(failures),
+                    _ => {}
+                }
+            }
+        }
+        p
+    };
+    let mut mounts = MOUNTS.to_vec();
     mounts.extend(free_forms(
         spec.volume_mounts.as_deref().unwrap_or_default(),
     ));

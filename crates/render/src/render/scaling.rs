@@ -1,23 +1,33 @@
 //! The `scaling` section the KEDA ScaledObject template reads: replica bounds, the queue
 //! trigger's target, HPA behavior, scaling modifiers and the actor's extra triggers.
 
+use std::sync::LazyLock;
+
 use serde_json::{Value, json};
 
 use super::context::Inputs;
 use crate::api::spec::FreeForm;
 
+/// HPA behavior when the actor sets none; built once and cloned (a clone copies the maps'
+/// hash index, building them anew hashes every key).
+static DEFAULT_BEHAVIOR: LazyLock<Value> = LazyLock::new(|| {
+    json!({
+        "scaleDown": {"stabilizationWindowSeconds": 300, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
+        "scaleUp": {"stabilizationWindowSeconds": 0, "policies": [
+            {"type": "Pods", "value": 10, "periodSeconds": 60},
+            {"type": "Percent", "value": 100, "periodSeconds": 60}
+        ]},
+    })
+});
+
 pub(super) fn scaling_context(inp: &Inputs<'_>, min: i32, max: i32) -> Value {
     let scaling = &inp.scaling;
     let advanced = scaling.advanced.clone().unwrap_or_default();
-    let behavior = advanced.behavior.clone().map(|b| Value::Object(b.0)).unwrap_or_else(|| {
-        json!({
-            "scaleDown": {"stabilizationWindowSeconds": 300, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
-            "scaleUp": {"stabilizationWindowSeconds": 0, "policies": [
-                {"type": "Pods", "value": 10, "periodSeconds": 60},
-                {"type": "Percent", "value": 100, "periodSeconds": 60}
-            ]},
-        })
-    });
+    let behavior = advanced
+        .behavior
+        .clone()
+        .map(|b| Value::Object(b.0))
+        .unwrap_or_else(|| DEFAULT_BEHAVIOR.clone());
     let modifiers = advanced.formula.as_ref().map(|f| {
         json!({
             "formula": f,

@@ -1,6 +1,8 @@
 //! The injected `asya-sidecar` container, and the installer init container (same image)
 //! that copies the Python runtime into the pod.
 
+use std::sync::LazyLock;
+
 use serde_json::Value;
 
 use super::context::Inputs;
@@ -33,14 +35,11 @@ pub(super) fn sidecar_container(inp: &Inputs<'_>) -> Value {
         "imagePullPolicy": pull,
         "env": sidecar_env(inp),
         "ports": vec![obj! {"name": "metrics", "containerPort": sc.metrics_port, "protocol": "TCP"}],
-        "livenessProbe": obj! {"httpGet": obj! {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
-        "readinessProbe": obj! {"httpGet": obj! {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+        "livenessProbe": CONSTANT.liveness.clone(),
+        "readinessProbe": CONSTANT.readiness.clone(),
         "resources": quantities_as_strings(resources),
         "securityContext": restricted_security_context(),
-        "volumeMounts": vec![
-            obj! {"name": "asya-socket", "mountPath": SOCKET_DIR},
-            obj! {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": CONSTANT.mounts.clone(),
         "restartPolicy": if sc.native { s("Always") } else { Value::Null },
     }
 }
@@ -48,16 +47,47 @@ pub(super) fn sidecar_container(inp: &Inputs<'_>) -> Value {
 /// Writes `asya_runtime.py` into the shared volume before the runtime starts.
 pub(super) fn installer_container(inp: &Inputs<'_>) -> Value {
     let (image, pull) = image(inp);
-    obj! {
+    let mut c = CONSTANT.installer.clone();
+    // Set in place (no lookup by key, which would hash it).
+    if let Value::Object(m) = &mut c {
+        for (k, v) in m.iter_mut() {
+            match k.as_str() {
+                "image" => *v = Value::from(image.as_str()),
+                "imagePullPolicy" => *v = Value::from(pull.as_str()),
+                _ => {}
+            }
+        }
+    }
+    c
+}
+
+/// What the injected containers have in common across actors, built once and cloned: a
+/// clone copies a map's hash index, building the map anew hashes every key again.
+struct Constant {
+    liveness: Value,
+    readiness: Value,
+    mounts: Value,
+    /// With `image` and `imagePullPolicy` left empty, set per actor.
+    installer: Value,
+}
+
+static CONSTANT: LazyLock<Constant> = LazyLock::new(|| Constant {
+    liveness: obj! {"httpGet": obj! {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+    readiness: obj! {"httpGet": obj! {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+    mounts: Value::from(vec![
+        obj! {"name": "asya-socket", "mountPath": SOCKET_DIR},
+        obj! {"name": "tmp", "mountPath": "/tmp"},
+    ]),
+    installer: obj! {
         "name": "asya-runtime-installer",
-        "image": image,
-        "imagePullPolicy": pull,
+        "image": "",
+        "imagePullPolicy": "",
         "command": ["asya-sidecar", "install-runtime", "--to", RUNTIME_DIR].map(Value::from).to_vec(),
         "resources": obj! {"requests": obj! {"cpu": "10m", "memory": "16Mi"}, "limits": obj! {"cpu": "100m", "memory": "64Mi"}},
         "securityContext": restricted_security_context(),
         "volumeMounts": vec![obj! {"name": "asya-runtime", "mountPath": RUNTIME_DIR}],
-    }
-}
+    },
+});
 
 /// Deep merge of maps (`over` wins on scalars); used for sidecar resources over defaults.
 fn merge_over(base: &mut Value, over: &Value) {

@@ -2,6 +2,7 @@
 //! around the user's, volumes, scheduling fields, `podTemplate` extras.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value, json};
 
@@ -67,11 +68,7 @@ pub(super) fn pod_context(
         .cloned()
         .unwrap_or_else(|| json!({}));
 
-    let mut volumes = vec![
-        obj! {"name": "asya-socket", "emptyDir": obj! {}},
-        obj! {"name": "asya-runtime", "emptyDir": obj! {}},
-        obj! {"name": "tmp", "emptyDir": obj! {}},
-    ];
+    let mut volumes = VOLUMES.to_vec();
     volumes.extend(free_forms(spec.volumes.as_deref().unwrap_or_default()));
     let mut init_containers = vec![installer_container(inp)];
     init_containers.extend(
@@ -111,7 +108,12 @@ fn is_asya_label(k: &str) -> bool {
 }
 
 /// The pod security settings of every injected container (`restricted` Pod Security Standard).
+/// Built once: a clone copies the map's hash index, building it anew hashes every key.
 pub(super) fn restricted_security_context() -> Value {
+    RESTRICTED.clone()
+}
+
+static RESTRICTED: LazyLock<Value> = LazyLock::new(|| {
     obj! {
         "allowPrivilegeEscalation": false,
         "capabilities": obj! {"drop": vec![Value::from("ALL")]},
@@ -121,7 +123,16 @@ pub(super) fn restricted_security_context() -> Value {
         "runAsGroup": 65532,
         "seccompProfile": obj! {"type": "RuntimeDefault"},
     }
-}
+});
+
+/// The pod volumes every actor has (built once, cloned: see `restricted_security_context`).
+static VOLUMES: LazyLock<[Value; 3]> = LazyLock::new(|| {
+    [
+        obj! {"name": "asya-socket", "emptyDir": obj! {}},
+        obj! {"name": "asya-runtime", "emptyDir": obj! {}},
+        obj! {"name": "tmp", "emptyDir": obj! {}},
+    ]
+});
 
 /// Resource quantities written as YAML numbers (`nvidia.com/gpu: 1`) become strings: server-side
 /// apply's typed schema rejects numbers where Kubernetes expects a Quantity.
