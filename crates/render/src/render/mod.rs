@@ -33,7 +33,6 @@ mod sidecar;
 mod sidecar_env;
 mod transport;
 mod typed;
-mod unknown;
 mod workload;
 
 use serde::Serialize;

@@ -4,7 +4,7 @@
 //!
 //! k8s-openapi's types ignore fields they do not know, so a typed value alone would let a
 //! template typo (`imagePulPolicy`) through and the API server would drop or reject it. The
-//! object is therefore deserialised by `unknown::deserialize`, which notes the first field the
+//! object is therefore deserialised through `serde_ignored`, which reports every field the
 //! type skipped: such a field is unknown to the type, a deserialisation error is a wrong
 //! type. (Serialising the typed value again and comparing, as before, found the same
 //! fields at twice the cost.)
@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::ServiceAccount;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::yaml::{Limits, load_stream};
@@ -65,15 +66,20 @@ pub(super) fn check_typed(obj: &Value, origin: &str) -> Result<(), Diagnostics> 
     }
 }
 
-fn round_trip<T: for<'de> serde::Deserialize<'de>>(
+fn round_trip<T: DeserializeOwned>(
     obj: &Value,
     kind: &str,
     origin: &str,
 ) -> Result<(), Diagnostics> {
-    // Plain serde (noting the first field the type skipped) first; the path-tracking
-    // deserializer only to name a failure's field.
-    let unknown = match super::unknown::deserialize::<T>(obj) {
-        Ok((_typed, unknown)) => unknown,
+    // Plain serde (through serde_ignored, which reports each field the type skipped) first;
+    // the path-tracking deserializer only to name a failure's field.
+    let mut unknown: Option<String> = None;
+    match serde_ignored::deserialize(obj, |p| {
+        unknown.get_or_insert_with(|| dotted(&p));
+    }) {
+        Ok(typed) => {
+            let _: T = typed;
+        }
         Err(_) => {
             let e = serde_path_to_error::deserialize::<_, T>(obj)
                 .err()
@@ -86,7 +92,7 @@ fn round_trip<T: for<'de> serde::Deserialize<'de>>(
             )
             .into());
         }
-    };
+    }
     if let Some(path) = unknown {
         return Err(template(
             origin,
@@ -96,6 +102,26 @@ fn round_trip<T: for<'de> serde::Deserialize<'de>>(
         .into());
     }
     Ok(())
+}
+
+/// serde_ignored's path as ours: `spec.template.spec.containers[0].imagePulPolicy`.
+fn dotted(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", dotted(parent)),
+        Path::Map { parent, key } => {
+            let head = dotted(parent);
+            if head.is_empty() {
+                key.clone()
+            } else {
+                format!("{head}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => dotted(parent),
+    }
 }
 
 fn against_crd(obj: &Value, kind: &str, origin: &str) -> Result<(), Diagnostics> {
