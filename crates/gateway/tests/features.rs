@@ -12,7 +12,7 @@ use common::{nothing_arrives, rabbit_url, receive, unique};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use asya_contract::env as names;
 use asya_transport::Transport;
@@ -618,30 +618,14 @@ async fn database_url_and_password_come_from_the_environment() {
     let Some(rabbit) = rabbit_url() else {
         return;
     };
-    let explicit = std::env::var("ASYA_TEST_POSTGRES_URL").ok();
-    let admin = explicit
-        .clone()
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) if explicit.is_none() => {
-            eprintln!("SKIPPED: no PostgreSQL at {admin} ({e}); set ASYA_TEST_POSTGRES_URL");
-            return;
-        }
-        Err(e) => panic!("PostgreSQL at {admin}: {e}"),
+    let Some(common::PgDatabase {
+        url,
+        name,
+        mut admin,
+    }) = common::postgres_database().await
+    else {
+        return;
     };
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    // `gw<unix seconds>x…`: the gateway tests drop such databases once an hour old.
-    let name = unique(&format!("gw{secs}x"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    let url = format!("{base}/{name}");
     let env = [
         (names::RABBITMQ_URL, rabbit.clone()),
         ("ASYA_DATABASE_URL", url.clone()),
@@ -671,7 +655,7 @@ async fn database_url_and_password_come_from_the_environment() {
     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
     )))
-    .execute(&mut conn)
+    .execute(&mut admin)
     .await;
 }
 

@@ -12,7 +12,7 @@ mod common;
 use common::{nothing_arrives, rabbit_url, receive, unique};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use asya_contract::env as names;
 use asya_gateway::config::ToolsConfig;
@@ -21,7 +21,6 @@ use asya_gateway::store::Store;
 use asya_gateway::{Gateway, serve};
 use asya_transport::rabbitmq::RabbitMq;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 const TOOLS: &str = "\
 routes:
@@ -55,69 +54,7 @@ enum Db {
 async fn database(db: Db, dir: &tempfile::TempDir) -> Option<String> {
     match db {
         Db::Sqlite => Some(format!("sqlite:{}", dir.path().join("tasks.db").display())),
-        Db::Postgres => {
-            let explicit = std::env::var("ASYA_TEST_POSTGRES_URL").ok();
-            let admin = explicit
-                .clone()
-                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let mut conn = match sqlx::PgConnection::connect(&admin).await {
-                Ok(c) => c,
-                Err(e) if explicit.is_none() => {
-                    eprintln!(
-                        "SKIPPED: no PostgreSQL at {admin} ({e}); set ASYA_TEST_POSTGRES_URL"
-                    );
-                    return None;
-                }
-                Err(e) => panic!("PostgreSQL at {admin}: {e}"),
-            };
-            drop_stale_databases(&mut conn).await;
-            let secs = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            // `gw<unix seconds>x…`: a later run can tell this database's age.
-            let name = unique(&format!("gw{secs}x"));
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await
-                .expect("create database");
-            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-            Some(format!("{base}/{name}"))
-        }
-    }
-}
-
-/// Databases of earlier runs (`gw<unix seconds>x…`, older than an hour) are dropped, so
-/// the test server does not fill up; one still in use refuses and is left alone.
-async fn drop_stale_databases(conn: &mut sqlx::PgConnection) {
-    use sqlx::Row;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let Ok(rows) = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'gw%'")
-        .fetch_all(&mut *conn)
-        .await
-    else {
-        return;
-    };
-    for row in rows {
-        let Ok(name) = row.try_get::<String, _>("datname") else {
-            continue;
-        };
-        let born = name
-            .strip_prefix("gw")
-            .and_then(|r| r.split('x').next())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-        let safe = name.chars().all(|c| c.is_ascii_alphanumeric());
-        if safe && now.saturating_sub(born) > 3600 {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name}"
-            )))
-            .execute(&mut *conn)
-            .await;
-        }
+        Db::Postgres => common::postgres_database().await.map(|d| d.url),
     }
 }
 
