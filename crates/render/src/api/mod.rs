@@ -22,7 +22,7 @@ pub const API_VERSION: &str = "asya.sh/v1alpha1";
 pub const FLAVOR_LABEL: &str = "asya.sh/flavor";
 
 /// How diagnostics name the type of a value the user wrote.
-pub(crate) fn type_name(v: &Value) -> &'static str {
+pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -218,7 +218,7 @@ impl Pipeline {
             return Err(format!(
                 "{}: expected a mapping with `route: [actor, ...]`, found {}",
                 at(doc, ""),
-                json_type(&doc.value)
+                asya_render::api::type_name(&doc.value)
             ));
         };
         if let Some(k) = map.keys().find(|k| k.as_str() != "route") {
@@ -228,7 +228,9 @@ impl Pipeline {
             ));
         }
         let Some(list) = map.get("route").and_then(Value::as_array) else {
-            let found = map.get("route").map_or("nothing", json_type);
+            let found = map
+                .get("route")
+                .map_or("nothing", asya_render::api::type_name);
             return Err(format!(
                 "{}: expected a list of actor names, found {found}",
                 at(doc, "route")
@@ -244,7 +246,7 @@ impl Pipeline {
                 return Err(format!(
                     "{}: expected an actor name, found {}",
                     at(doc, &path),
-                    json_type(v)
+                    asya_render::api::type_name(v)
                 ));
             };
             route.push((name.to_string(), doc.positions.find(&path).unwrap_or(START)));
@@ -258,14 +260,3 @@ impl Pipeline {
 
 /// Where a document without positions starts.
 const START: asya_render::Pos = asya_render::Pos { line: 1, column: 1 };
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
