@@ -849,7 +849,7 @@ def _write_all(fd: int, data: bytes, timeout: float) -> bool:
 class _Invocation:
     """One invoke in progress, as the deadline machinery sees it."""
 
-    __slots__ = ("env_id", "deadline", "deadline_ms", "writer", "expired", "in_thread")
+    __slots__ = ("env_id", "deadline", "deadline_ms", "writer", "expired", "in_thread", "answered")
 
     def __init__(self, env_id: str, deadline: float | None, deadline_ms: int | None, writer):
         self.env_id = env_id
@@ -858,6 +858,48 @@ class _Invocation:
         self.writer = writer
         self.expired = False
         self.in_thread = False  # a sync handler runs in the pool and cannot be stopped
+        self.answered = False  # threaded mode: its terminal response was written (by whom decides the race)
+
+
+class _Conn:
+    """A connection served on its own thread (threaded mode). Its lock keeps the
+    handler thread's writes and the watchdog's Timeout answer from interleaving."""
+
+    __slots__ = ("sock", "lock")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.lock = threading.Lock()
+
+
+class _Answered(Exception):
+    """The watchdog already answered this invocation (Timeout): drop its output."""
+
+
+def _fly_bytes(value) -> bytes:
+    try:
+        return encode({"type": "upstream", "payload": value})
+    except (TypeError, ValueError) as exc:
+        raise AbiError(f"ABI FLY value is not JSON: {exc}") from None
+
+
+def _parse_request(body: bytes, received: float):
+    """One request frame: None for a ping, (envelope, deadline, deadline_ms) for
+    an invoke, or the ProtocolError to answer with."""
+    try:
+        req = json.loads(body)
+    except ValueError as exc:
+        return ProtocolError(f"request is not valid UTF-8 JSON: {exc}")
+    op = req.get("op") if isinstance(req, dict) else None
+    if op == "ping":
+        return None
+    if op == "invoke":
+        ms = req.get("deadline_ms")
+        if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 0):
+            return ProtocolError(f"'deadline_ms' must be a non-negative integer (milliseconds), got {json.dumps(ms)}")
+        return req.get("envelope"), (None if ms is None else received + ms / 1000), ms
+    what = f"unknown op {op!r}" if isinstance(req, dict) else f"request must be a JSON object, got {_json_type(req)}"
+    return ProtocolError(f"{what} (expected 'invoke' or 'ping')")
 
 
 def _uncancel(task) -> None:
@@ -1136,26 +1178,14 @@ class Runtime:
         await self._send(writer, {"type": "error", "origin": "runtime", "error": error_info(exc)})
 
     async def _handle_request(self, body: bytes, writer, received: float) -> None:
-        try:
-            req = json.loads(body)
-        except ValueError as exc:
-            await self._runtime_error(writer, ProtocolError(f"request is not valid UTF-8 JSON: {exc}"))
-            return
-        op = req.get("op") if isinstance(req, dict) else None
-        if op == "ping":
-            await self._send(writer, {"type": "pong"})
-        elif op == "invoke":
-            ms = req.get("deadline_ms")
-            if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 0):
-                await self._runtime_error(writer, ProtocolError(
-                    f"'deadline_ms' must be a non-negative integer (milliseconds), got {json.dumps(ms)}"
-                ))
-                return
-            deadline = None if ms is None else received + ms / 1000
-            await self._invoke(req.get("envelope"), writer, deadline, ms)
+        req = _parse_request(body, received)
+        if isinstance(req, ProtocolError):
+            await self._runtime_error(writer, req)
+        elif req is None:
+            writer.write(_PONG)
+            await writer.drain()
         else:
-            what = f"unknown op {op!r}" if isinstance(req, dict) else f"request must be a JSON object, got {_json_type(req)}"
-            await self._runtime_error(writer, ProtocolError(f"{what} (expected 'invoke' or 'ping')"))
+            await self._invoke(*req[:1], writer, *req[1:])
 
     # -- invocation
     async def _invoke(self, env, writer, deadline: float | None, deadline_ms: int | None) -> None:
@@ -1172,17 +1202,7 @@ class Runtime:
 
         async def emit(value) -> None:
             nonlocal frames
-            frame = state.envelope_frame(value, frames) if self.envelope_mode else state.frame(value)
-            try:
-                data = encode({"type": "frame", "frame": frame})
-            except (TypeError, ValueError) as exc:
-                raise SerializationError(
-                    f"frame {frames}: handler result is not JSON-serialisable: {exc}"
-                ) from None
-            if len(data) - 4 > self.config.max_frame_bytes:
-                raise SerializationError(
-                    f"frame {frames}: {len(data) - 4} bytes exceeds ASYA_MAX_FRAME_BYTES={self.config.max_frame_bytes}"
-                )
+            data = self._frame_bytes(state, value, frames)
             try:
                 writer.write(data)
                 await writer.drain()
@@ -1191,10 +1211,7 @@ class Runtime:
             frames += 1
 
         async def fly(value) -> None:
-            try:
-                data = encode({"type": "upstream", "payload": value})
-            except (TypeError, ValueError) as exc:
-                raise AbiError(f"ABI FLY value is not JSON: {exc}") from None
+            data = _fly_bytes(value)
             try:
                 writer.write(data)
                 await writer.drain()
@@ -1208,12 +1225,15 @@ class Runtime:
             self._watched.add(inv)
         started = time.monotonic()
         answer = None
+        pending = b""  # a returned value's frames: sent in one write with `done`
         try:
             async with self.sem:
                 if deadline is not None and time.monotonic() >= deadline:
                     inv.expired = True  # never started: nothing to interrupt
                 else:
-                    await self._run_handler(env if self.envelope_mode else env["payload"], state, emit, fly, inv)
+                    results = await self._run_handler(env if self.envelope_mode else env["payload"], state, emit, fly, inv)
+                    pending = b"".join(self._frame_bytes(state, v, frames + i) for i, v in enumerate(results))
+                    frames += len(results)
         except _Stop:
             LOG.warning("envelope %s: client disconnected before the result was delivered", env_id)
             raise
@@ -1245,7 +1265,8 @@ class Runtime:
             await self._timed_out(inv)
             return
         LOG.debug("envelope %s: done, %d frame(s) in %.1f ms", env_id, frames, (time.monotonic() - started) * 1000)
-        await self._send(writer, {"type": "done", "frames": frames})
+        writer.write(pending + encode({"type": "done", "frames": frames}))
+        await writer.drain()
 
     def _expire(self, inv: _Invocation, task) -> None:
         inv.expired = True
@@ -1346,7 +1367,9 @@ class Runtime:
         os._exit(code)
 
     # -- running the handler
-    async def _run_handler(self, arg, state: AbiState, emit, fly, inv: _Invocation) -> None:
+    async def _run_handler(self, arg, state: AbiState, emit, fly, inv: _Invocation) -> list:
+        """Runs the handler; a generator's frames go out through ``emit`` as they
+        come, a returned value's are returned (see ``_plain_results``)."""
         h = self.handler
         if self.inline and h.kind == "function":
             result = self._call_inline(inv, h.func, arg)
@@ -1362,12 +1385,31 @@ class Runtime:
             await self._drive_async_gen(result, state, emit, fly)
         elif inspect.isgenerator(result):
             await self._drive_sync_gen(result, state, emit, fly, inv)
-        elif result is not None:
-            if self.envelope_mode and isinstance(result, list):
-                for item in result:  # a list of envelopes: one frame each
-                    await emit(item)
-            else:
-                await emit(result)
+        else:
+            return self._plain_results(result)
+        return []
+
+    def _plain_results(self, result) -> list:
+        """The values a returned (not yielded) result frames: each envelope of a
+        list in envelope mode, else the value itself; None frames nothing."""
+        if result is None:
+            return []
+        if self.envelope_mode and isinstance(result, list):
+            return result
+        return [result]
+
+    def _frame_bytes(self, state: AbiState, value, n: int) -> bytes:
+        """Frame ``n`` of an invocation, encoded and checked against the frame limit."""
+        frame = state.envelope_frame(value, n) if self.envelope_mode else state.frame(value)
+        try:
+            data = encode({"type": "frame", "frame": frame})
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"frame {n}: handler result is not JSON-serialisable: {exc}") from None
+        if len(data) - 4 > self.config.max_frame_bytes:
+            raise SerializationError(
+                f"frame {n}: {len(data) - 4} bytes exceeds ASYA_MAX_FRAME_BYTES={self.config.max_frame_bytes}"
+            )
+        return data
 
     async def _yielded(self, value, state: AbiState, emit, fly):
         """Act on one yielded value; returns what the generator receives back."""
