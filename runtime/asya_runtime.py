@@ -10,8 +10,10 @@ Design in brief: a thread accepts connections and answers pings on them until
 their first other request; then the connection joins one persistent asyncio
 event loop. ``async def`` handlers run on that loop (at most
 ``ASYA_RUNTIME_CONCURRENCY`` at once). Synchronous handlers run inline on the
-main thread when the concurrency is 1 (no thread hop; ``signal`` works), else in
-a thread pool of that size. A watchdog enforces the sidecar's ``deadline_ms``.
+main thread when the concurrency is 1 (no thread hop; ``signal`` works), else on
+the thread of the connection that asked (the sidecar holds one per slot), which
+then serves that connection without the loop. A watchdog enforces the sidecar's
+``deadline_ms``.
 """
 
 from __future__ import annotations
@@ -876,6 +878,20 @@ class _Answered(Exception):
     """The watchdog already answered this invocation (Timeout): drop its output."""
 
 
+def _fly_value(cmd: tuple):
+    """The object of a ('FLY', {...}) command; None for another command."""
+    if cmd[0].upper() != "FLY":
+        return None
+    if len(cmd) != 2 or not isinstance(cmd[1], dict):
+        raise AbiError("ABI FLY takes one object: ('FLY', {...})")
+    return cmd[1]
+
+
+def _error_bytes(exc: BaseException) -> bytes:
+    """A runtime error response (origin: runtime)."""
+    return encode({"type": "error", "origin": "runtime", "error": error_info(exc)})
+
+
 def _fly_bytes(value) -> bytes:
     try:
         return encode({"type": "upstream", "payload": value})
@@ -917,10 +933,20 @@ class Runtime:
         # thread (which runs the loop): no hop to a worker thread per message, and
         # `signal` works in the handler. A watchdog thread enforces deadlines then.
         self.inline = config.concurrency == 1 and not handler.kind.startswith("async")
+        # Above concurrency 1 a sync handler is served on its connection's own thread
+        # (the sidecar keeps one connection per slot): no hop from the loop to a pool
+        # thread and back per message, which cost about as much as the rest of an
+        # echo invocation. The loop then only handles signals and shutdown.
+        self.threaded = not self.inline and not handler.kind.startswith("async")
         self.boot = secrets.token_hex(16)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool = None
-        if not self.inline:
+        self._slots = threading.BoundedSemaphore(config.concurrency)  # threaded mode
+        self._t_lock = threading.Lock()  # threaded mode: inflight, _t_watched, claims
+        self._t_idle = threading.Event()
+        self._t_idle.set()
+        self._t_watched: set[_Invocation] = set()  # threaded invocations with a deadline, unanswered
+        if not self.inline and not self.threaded:
             self.pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=config.concurrency, thread_name_prefix="asya-handler"
             )
@@ -977,7 +1003,8 @@ class Runtime:
         LOG.info(
             "serving %s handler %s on %s (concurrency %d, %s, %s mode, boot %s)",
             self.handler.kind, self.handler.spec, cfg.socket_path, cfg.concurrency,
-            "sync calls inline on the main thread" if self.inline else "sync calls in a thread pool",
+            "sync calls inline on the main thread" if self.inline
+            else "sync calls on each connection's thread" if self.threaded else "async calls on the event loop",
             cfg.handler_mode, self.boot,
         )
         try:
@@ -1032,7 +1059,11 @@ class Runtime:
         left = max(0.0, self.config.shutdown_grace - (time.monotonic() - started))
         code = 0
         try:
-            await asyncio.wait_for(self.idle.wait(), timeout=left)
+            if self.threaded:
+                if not await self.loop.run_in_executor(None, self._t_idle.wait, left):
+                    raise asyncio.TimeoutError
+            else:
+                await asyncio.wait_for(self.idle.wait(), timeout=left)
             LOG.info("all in-flight invocations finished; exiting")
         except asyncio.TimeoutError:
             LOG.error("shutdown grace %.1fs expired with %d invocation(s) in flight", self.config.shutdown_grace, self.inflight)
@@ -1067,7 +1098,8 @@ class Runtime:
             if not self.accepting:
                 conn.close()
                 break
-            threading.Thread(target=self._first_requests, args=(conn,), name="asya-conn", daemon=True).start()
+            serve = self._serve_thread if self.threaded else self._first_requests
+            threading.Thread(target=serve, args=(conn,), name="asya-conn", daemon=True).start()
         listener.close()
 
     def _first_requests(self, conn: socket.socket) -> None:
@@ -1150,7 +1182,8 @@ class Runtime:
             if length > max_bytes:
                 LOG.error("refusing a %d-byte request frame (ASYA_MAX_FRAME_BYTES=%d); closing the connection", length, max_bytes)
                 exc = FrameTooLarge(f"request frame of {length} bytes exceeds ASYA_MAX_FRAME_BYTES={max_bytes}")
-                await self._send(writer, {"type": "error", "origin": "runtime", "error": error_info(exc)})
+                writer.write(_error_bytes(exc))
+                await writer.drain()
                 return
             body = await reader.readexactly(length)
             received = time.monotonic()
@@ -1169,13 +1202,9 @@ class Runtime:
         if self.inflight == 0:
             self.idle.set()
 
-    @staticmethod
-    async def _send(writer, obj) -> None:
-        writer.write(encode(obj))
-        await writer.drain()
-
     async def _runtime_error(self, writer, exc: BaseException) -> None:
-        await self._send(writer, {"type": "error", "origin": "runtime", "error": error_info(exc)})
+        writer.write(_error_bytes(exc))
+        await writer.drain()
 
     async def _handle_request(self, body: bytes, writer, received: float) -> None:
         req = _parse_request(body, received)
@@ -1246,20 +1275,15 @@ class Runtime:
                 raise
             _uncancel(task)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - handler errors are data
-            info = error_info(exc, user_frames_only=True)
-            LOG.error(
-                "envelope %s: handler %s raised %s: %s",
-                env_id, self.handler.spec, info["type"], _one_line(info["message"]),
-            )
-            LOG.debug("envelope %s traceback:\n%s", env_id, info["traceback"])
-            answer = {"type": "error", "origin": "handler", "error": info}
+            answer = self._handler_error_bytes(env_id, exc)
         finally:
             if timer is not None:
                 timer.cancel()
                 with self._busy_lock:  # blocks for good if the watchdog is answering
                     self._watched.discard(inv)
         if answer is not None:
-            await self._send(writer, answer)
+            writer.write(answer)
+            await writer.drain()
             return
         if inv.expired:
             await self._timed_out(inv)
@@ -1273,19 +1297,21 @@ class Runtime:
         task.cancel()
 
     async def _timed_out(self, inv: _Invocation) -> None:
-        if inv.in_thread:
-            # A thread cannot be stopped: answer, then exit once the other
-            # invocations are done so the slot never stays blocked.
-            exc = Timeout(
-                f"handler {self.handler.spec} still running at the deadline of {inv.deadline_ms} ms; "
-                f"a sync handler cannot be interrupted, so the runtime exits (code {EXIT_TIMEOUT}) and is restarted"
-            )
-        else:
-            exc = Timeout(f"handler {self.handler.spec} cancelled at the deadline of {inv.deadline_ms} ms")
+        exc = self._timeout_error(inv)
         LOG.error("envelope %s: %s", inv.env_id, exc)
         if inv.in_thread:
             self._fatal_timeout()  # before answering: the sidecar may look for runtime-ready at once
         await self._runtime_error(inv.writer, exc)
+
+    def _timeout_error(self, inv: _Invocation) -> Timeout:
+        if inv.in_thread:
+            # A thread cannot be stopped: answer, then exit once the other
+            # invocations are done so the slot never stays blocked.
+            return Timeout(
+                f"handler {self.handler.spec} still running at the deadline of {inv.deadline_ms} ms; "
+                f"a sync handler cannot be interrupted, so the runtime exits (code {EXIT_TIMEOUT}) and is restarted"
+            )
+        return Timeout(f"handler {self.handler.spec} cancelled at the deadline of {inv.deadline_ms} ms")
 
     def _fatal_timeout(self) -> None:
         if self.exit_code is None:
@@ -1298,7 +1324,7 @@ class Runtime:
                 os.unlink(self.config.ready_path)
             except FileNotFoundError:
                 pass
-            self.stopping.set()
+            self.loop.call_soon_threadsafe(self.stopping.set)  # also called from the watchdog
 
     # -- inline calls (concurrency 1, sync handler) and their watchdog
     def _call_inline(self, inv: _Invocation, func, *args):
@@ -1329,6 +1355,14 @@ class Runtime:
             for inv in list(self._watched):
                 if now >= inv.deadline + _LOOP_STUCK_AFTER:
                     self._overrun(inv, now, "loop")
+            if self.threaded:
+                with self._t_lock:
+                    watched = list(self._t_watched)
+                for inv in watched:
+                    if now >= inv.deadline:
+                        self._thread_overrun(inv)
+                    else:
+                        pause = max(0.001, min(pause, inv.deadline - now))
 
     def _overrun(self, inv: _Invocation, now: float, why: str) -> None:
         """Answer for a handler the event loop cannot stop, and end the process."""
@@ -1365,6 +1399,215 @@ class Runtime:
         for h in logging.getLogger().handlers:
             h.flush()
         os._exit(code)
+
+    # -- threaded mode: a sync handler above concurrency 1, on its connection's thread
+    def _serve_thread(self, sock: socket.socket) -> None:
+        """Serves one connection's requests (pings too) until it closes."""
+        conn = _Conn(sock)
+        rfile = sock.makefile("rb")
+        max_bytes = self.config.max_frame_bytes
+        try:
+            while True:
+                header = rfile.read(4)
+                if len(header) < 4 or self.exit_code is not None:
+                    return  # closed; or exiting after a timeout: close unanswered (= not processed)
+                (length,) = _HEADER.unpack(header)
+                if length > max_bytes:
+                    LOG.error("refusing a %d-byte request frame (ASYA_MAX_FRAME_BYTES=%d); closing the connection", length, max_bytes)
+                    exc = FrameTooLarge(f"request frame of {length} bytes exceeds ASYA_MAX_FRAME_BYTES={max_bytes}")
+                    self._t_send(conn, _error_bytes(exc))
+                    return
+                body = rfile.read(length)
+                if len(body) < length:
+                    return
+                req = _parse_request(body, time.monotonic())
+                if isinstance(req, ProtocolError):
+                    self._t_send(conn, _error_bytes(req))
+                elif req is None:
+                    self._t_send(conn, _PONG)
+                else:
+                    self._invoke_in_thread(conn, *req)
+        except (OSError, _Stop):
+            LOG.debug("client disconnected")
+        except Exception:  # noqa: BLE001 - a bug here must not take the runtime down
+            LOG.exception("connection failed")
+        finally:
+            rfile.close()
+            sock.close()
+
+    @staticmethod
+    def _t_send(conn: _Conn, data: bytes) -> None:
+        with conn.lock:
+            conn.sock.sendall(data)
+
+    def _invoke_in_thread(self, conn: _Conn, env, deadline: float | None, deadline_ms: int | None) -> None:
+        try:
+            validate_envelope(env)
+        except EnvelopeError as exc:
+            LOG.error("rejecting invoke: %s", exc)
+            self._t_send(conn, _error_bytes(exc))
+            return
+        state = AbiState(env)
+        inv = _Invocation(env["id"], deadline, deadline_ms, conn)
+        with self._t_lock:
+            self.inflight += 1
+            self._t_idle.clear()
+        answer = None
+        try:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            started = self._slots.acquire(timeout=wait)
+            try:
+                if not started or (deadline is not None and time.monotonic() >= deadline):
+                    exc = self._timeout_error(inv)  # never started: nothing to interrupt, the runtime stays up
+                    LOG.error("envelope %s: %s", inv.env_id, exc)
+                    answer = _error_bytes(exc)
+                    return
+                inv.in_thread = True
+                if deadline is not None:
+                    with self._t_lock:
+                        self._t_watched.add(inv)  # the watchdog answers if it overruns
+                answer = self._run_in_thread(env if self.envelope_mode else env["payload"], state, inv)
+            finally:
+                if started:
+                    self._slots.release()
+        except _Answered:
+            LOG.debug("envelope %s: output after the Timeout answer dropped", inv.env_id)
+        except _Stop:
+            LOG.warning("envelope %s: client disconnected before the result was delivered", inv.env_id)
+            raise
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - handler errors are data
+            answer = self._handler_error_bytes(inv.env_id, exc)
+        finally:
+            self._t_finish(inv, answer)
+
+    def _t_finish(self, inv: _Invocation, answer: bytes | None) -> None:
+        """Writes the terminal response (None: none) unless the watchdog answered
+        first, and ends the invocation; exactly one of the two does both."""
+        conn = inv.writer
+        with conn.lock:
+            with self._t_lock:
+                if inv.answered:
+                    return
+                inv.answered = True
+                self._t_watched.discard(inv)
+            try:
+                if answer is not None:
+                    conn.sock.sendall(answer)
+            finally:
+                self._t_end()
+
+    def _t_end(self) -> None:
+        with self._t_lock:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self._t_idle.set()
+
+    def _thread_overrun(self, inv: _Invocation) -> None:
+        """Watchdog: a sync handler on its connection's thread is past its deadline.
+        It cannot be stopped: answer Timeout, then exit once the others are done."""
+        conn = inv.writer
+        if not conn.lock.acquire(timeout=1.0):
+            return  # a write is stuck; the next tick tries again
+        try:
+            with self._t_lock:
+                if inv.answered:
+                    return
+                inv.answered = True
+                self._t_watched.discard(inv)
+            exc = self._timeout_error(inv)
+            LOG.error("envelope %s: %s", inv.env_id, exc)
+            self._fatal_timeout()  # before answering: the sidecar may look for runtime-ready at once
+            try:
+                conn.sock.sendall(_error_bytes(exc))
+            except OSError:
+                pass
+        finally:
+            conn.lock.release()
+        self._t_end()
+
+    def _run_in_thread(self, arg, state: AbiState, inv: _Invocation) -> bytes:
+        """Runs the handler on this thread; returns the frames still to send plus
+        ``done``. A generator's frames are written as they come."""
+        conn = inv.writer
+        frames = 0
+
+        def send_now(data: bytes) -> None:
+            with conn.lock:
+                if inv.answered:
+                    raise _Answered()
+                try:
+                    conn.sock.sendall(data)
+                except OSError as exc:
+                    raise _Stop() from exc
+
+        def emit(value) -> None:
+            nonlocal frames
+            send_now(self._frame_bytes(state, value, frames))
+            frames += 1
+
+        def fly(value) -> None:
+            send_now(_fly_bytes(value))
+
+        result = self.handler.func(arg)
+        if inspect.isawaitable(result) or inspect.isasyncgen(result):
+            # A callable that only turned out to be async at call time: its
+            # coroutine or async generator runs on the loop; this thread waits.
+            async def finish(value):
+                async def aemit(v):
+                    emit(v)
+
+                async def afly(v):
+                    fly(v)
+
+                if inspect.isawaitable(value):
+                    value = await value
+                if inspect.isasyncgen(value):
+                    await self._drive_async_gen(value, state, aemit, afly)
+                    return None
+                return value
+
+            result = asyncio.run_coroutine_threadsafe(finish(result), self.loop).result()
+        results = []
+        if inspect.isgenerator(result):
+            self._drive_gen_here(result, state, emit, fly)
+        else:
+            results = self._plain_results(result)
+        pending = b"".join(self._frame_bytes(state, v, frames + i) for i, v in enumerate(results))
+        return pending + encode({"type": "done", "frames": frames + len(results)})
+
+    def _drive_gen_here(self, gen, state: AbiState, emit, fly) -> None:
+        """A sync generator stepped on this thread (threaded mode); see ``_drive_async_gen``."""
+        reply, error = None, None
+        try:
+            while True:
+                try:
+                    value = gen.throw(error) if error is not None else gen.send(reply)
+                except StopIteration:
+                    return
+                reply, error = None, None
+                try:
+                    if value is None:
+                        continue
+                    if _is_command(value):
+                        if _fly_value(value) is not None:
+                            fly(value[1])
+                        else:
+                            reply = state.command(value)
+                    else:
+                        emit(value)
+                except (AbiError, SerializationError) as exc:
+                    error = exc.with_traceback(None)  # report it at the yield, not in here
+        finally:
+            _close_quietly(gen)
+
+    def _handler_error_bytes(self, env_id: str, exc: BaseException) -> bytes:
+        info = error_info(exc, user_frames_only=True)
+        LOG.error(
+            "envelope %s: handler %s raised %s: %s",
+            env_id, self.handler.spec, info["type"], _one_line(info["message"]),
+        )
+        LOG.debug("envelope %s traceback:\n%s", env_id, info["traceback"])
+        return encode({"type": "error", "origin": "handler", "error": info})
 
     # -- running the handler
     async def _run_handler(self, arg, state: AbiState, emit, fly, inv: _Invocation) -> list:
@@ -1416,9 +1659,7 @@ class Runtime:
         if value is None:
             return None
         if _is_command(value):
-            if value[0].upper() == "FLY":
-                if len(value) != 2 or not isinstance(value[1], dict):
-                    raise AbiError("ABI FLY takes one object: ('FLY', {...})")
+            if _fly_value(value) is not None:
                 await fly(value[1])
                 return None
             return state.command(value)

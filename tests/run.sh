@@ -42,3 +42,7 @@ bash tests/charts/run.sh
 # 5. Python runtime tests
 log "pytest runtime"
 "$ASYA_TEST_PYTHON" -m pytest -q tests/runtime
+# Again with concurrency 3 as every runtime's default: sync handlers then take the
+# threaded path (each connection's thread calls them), which must behave the same.
+log "pytest runtime, concurrency 3 (threaded sync handlers)"
+ASYA_TEST_RUNTIME_CONCURRENCY=3 "$ASYA_TEST_PYTHON" -m pytest -q tests/runtime

@@ -121,6 +121,9 @@ class RuntimeProcess:
         self.ready_path = os.path.join(self.dir, "runtime-ready")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ASYA_")}
         self.env.update({"ASYA_SOCKET_DIR": self.dir, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"})
+        # The suite runs once more with a sync handler's threaded mode as the default.
+        if os.environ.get("ASYA_TEST_RUNTIME_CONCURRENCY"):
+            self.env["ASYA_RUNTIME_CONCURRENCY"] = os.environ["ASYA_TEST_RUNTIME_CONCURRENCY"]
         if handler is not None:
             self.env["ASYA_HANDLER"] = handler
         self.env.update(env or {})

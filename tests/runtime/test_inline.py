@@ -6,14 +6,14 @@ from client import envelope, frames
 
 
 def test_sync_handler_runs_on_the_main_thread_at_concurrency_1(start_runtime):
-    rt = start_runtime("inline.where")
+    rt = start_runtime("inline.where", env={"ASYA_RUNTIME_CONCURRENCY": "1"})
     with rt.client() as c:
         out = c.invoke(envelope(None))
     assert frames(out)[0]["payload"] == {"main_thread": True}, out
 
 
 def test_sync_generator_is_stepped_on_the_main_thread_at_concurrency_1(start_runtime):
-    rt = start_runtime("inline.gen_where")
+    rt = start_runtime("inline.gen_where", env={"ASYA_RUNTIME_CONCURRENCY": "1"})
     with rt.client() as c:
         out = c.invoke(envelope(None))
     assert frames(out)[0]["payload"] == {"main_thread": True}, out
@@ -27,7 +27,7 @@ def test_sync_handler_uses_a_worker_thread_above_concurrency_1(start_runtime):
 
 
 def test_handler_can_time_itself_out_with_sigalrm(start_runtime):
-    rt = start_runtime("inline.alarm_timeout")
+    rt = start_runtime("inline.alarm_timeout", env={"ASYA_RUNTIME_CONCURRENCY": "1"})
     with rt.client() as c:
         start = time.monotonic()
         out = c.invoke(envelope({"alarm": 0.1, "work": 5}))
