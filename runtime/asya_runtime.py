@@ -807,6 +807,11 @@ class _Stop(Exception):
 
 _PING_MAX = 1024  # a first request longer than this is not a ping: hand it to the loop
 _PONG = encode({"type": "pong"})
+_DONE = [encode({"type": "done", "frames": n}) for n in range(4)]
+
+
+def _done_bytes(frames: int) -> bytes:
+    return _DONE[frames] if frames < len(_DONE) else encode({"type": "done", "frames": frames})
 
 
 def _is_ping(body: bytes) -> bool:
@@ -941,8 +946,10 @@ class Runtime:
         self.boot = secrets.token_hex(16)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pool = None
-        self._slots = threading.BoundedSemaphore(config.concurrency)  # threaded mode
-        self._t_lock = threading.Lock()  # threaded mode: inflight, _t_watched, claims
+        # Threaded mode: one lock for inflight, running handlers, _t_watched and claims.
+        self._t_lock = threading.Lock()
+        self._t_free = threading.Condition(self._t_lock)  # a running handler returned
+        self._t_running = 0  # handlers running on connection threads (<= concurrency)
         self._t_idle = threading.Event()
         self._t_idle.set()
         self._t_watched: set[_Invocation] = set()  # threaded invocations with a deadline, unanswered
@@ -1289,7 +1296,7 @@ class Runtime:
             await self._timed_out(inv)
             return
         LOG.debug("envelope %s: done, %d frame(s) in %.1f ms", env_id, frames, (time.monotonic() - started) * 1000)
-        writer.write(pending + encode({"type": "done", "frames": frames}))
+        writer.write(pending + _done_bytes(frames))
         await writer.drain()
 
     def _expire(self, inv: _Invocation, task) -> None:
@@ -1452,24 +1459,15 @@ class Runtime:
         with self._t_lock:
             self.inflight += 1
             self._t_idle.clear()
+            started = self._t_admit(inv)
         answer = None
         try:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            started = self._slots.acquire(timeout=wait)
-            try:
-                if not started or (deadline is not None and time.monotonic() >= deadline):
-                    exc = self._timeout_error(inv)  # never started: nothing to interrupt, the runtime stays up
-                    LOG.error("envelope %s: %s", inv.env_id, exc)
-                    answer = _error_bytes(exc)
-                    return
-                inv.in_thread = True
-                if deadline is not None:
-                    with self._t_lock:
-                        self._t_watched.add(inv)  # the watchdog answers if it overruns
-                answer = self._run_in_thread(env if self.envelope_mode else env["payload"], state, inv)
-            finally:
-                if started:
-                    self._slots.release()
+            if not inv.in_thread:
+                exc = self._timeout_error(inv)  # never started: nothing to interrupt, the runtime stays up
+                LOG.error("envelope %s: %s", inv.env_id, exc)
+                answer = _error_bytes(exc)
+                return
+            answer = self._run_in_thread(env if self.envelope_mode else env["payload"], state, inv)
         except _Answered:
             LOG.debug("envelope %s: output after the Timeout answer dropped", inv.env_id)
         except _Stop:
@@ -1478,14 +1476,36 @@ class Runtime:
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - handler errors are data
             answer = self._handler_error_bytes(inv.env_id, exc)
         finally:
-            self._t_finish(inv, answer)
+            self._t_finish(inv, answer, started)
 
-    def _t_finish(self, inv: _Invocation, answer: bytes | None) -> None:
-        """Writes the terminal response (None: none) unless the watchdog answered
-        first, and ends the invocation; exactly one of the two does both."""
+    def _t_admit(self, inv: _Invocation) -> bool:
+        """Under ``_t_lock``: waits for one of the ``concurrency`` slots until the
+        deadline. True once a slot is taken; ``inv.in_thread`` then says whether the
+        handler is to run (False: the deadline passed first)."""
+        deadline = inv.deadline
+        while self._t_running >= self.config.concurrency:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._t_free.wait(left)
+        self._t_running += 1
+        if deadline is not None:
+            if time.monotonic() >= deadline:
+                return True
+            self._t_watched.add(inv)  # the watchdog answers if it overruns
+        inv.in_thread = True
+        return True
+
+    def _t_finish(self, inv: _Invocation, answer: bytes | None, started: bool) -> None:
+        """Frees the slot, writes the terminal response (None: none) unless the
+        watchdog answered first, and ends the invocation; exactly one of the two
+        ends it."""
         conn = inv.writer
         with conn.lock:
             with self._t_lock:
+                if started:
+                    self._t_running -= 1
+                    self._t_free.notify()
                 if inv.answered:
                     return
                 inv.answered = True
@@ -1573,7 +1593,7 @@ class Runtime:
         else:
             results = self._plain_results(result)
         pending = b"".join(self._frame_bytes(state, v, frames + i) for i, v in enumerate(results))
-        return pending + encode({"type": "done", "frames": frames + len(results)})
+        return pending + _done_bytes(frames + len(results))
 
     def _drive_gen_here(self, gen, state: AbiState, emit, fly) -> None:
         """A sync generator stepped on this thread (threaded mode); see ``_drive_async_gen``."""

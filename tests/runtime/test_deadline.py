@@ -120,3 +120,20 @@ def test_async_handler_blocking_the_loop_past_its_deadline_exits_124(start_runti
     assert answered < 5, answered
     assert wait_exit(rt) == 124
     assert not os.path.exists(rt.ready_path)
+
+
+def test_sync_invoke_waiting_for_a_slot_past_its_deadline_is_answered_and_the_runtime_stays_up(start_runtime):
+    # Concurrency 2, sync handler: served on connection threads; a third call waits
+    # for a slot, and its deadline passes before one frees: it never ran, so the
+    # runtime answers Timeout without exiting.
+    rt = start_runtime("kinds.sync_sleep", env={"ASYA_RUNTIME_CONCURRENCY": "2"})
+    with rt.client() as a, rt.client() as b, rt.client() as late:
+        a.send({"op": "invoke", "envelope": envelope({"sleep": 1.0}, id="a")})
+        b.send({"op": "invoke", "envelope": envelope({"sleep": 1.0}, id="b")})
+        time.sleep(0.2)
+        out = invoke_with_deadline(late, envelope({"sleep": 0.01}, id="late"), 300)
+        assert_timeout_error(out, exiting=False)
+        assert a.read_until_terminal()[-1] == {"type": "done", "frames": 1}
+        assert b.read_until_terminal()[-1] == {"type": "done", "frames": 1}
+        assert late.invoke(envelope({"sleep": 0.01}, id="again"))[-1] == {"type": "done", "frames": 1}
+    assert os.path.exists(rt.ready_path)

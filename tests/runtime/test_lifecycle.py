@@ -4,6 +4,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from client import RuntimeProcess, envelope, frames
 
 
@@ -76,8 +78,10 @@ def test_async_handlers_run_concurrently(start_runtime):
     assert elapsed < n * sleep * 0.6, f"{n} concurrent sleeps of {sleep}s took {elapsed:.2f}s"
 
 
-def test_concurrency_limit_is_respected(start_runtime):
-    rt = start_runtime("kinds.async_sleep", env={"ASYA_RUNTIME_CONCURRENCY": "2"})
+@pytest.mark.parametrize("handler", ["kinds.async_sleep", "kinds.sync_sleep"])
+def test_concurrency_limit_is_respected(start_runtime, handler):
+    # sync_sleep: served on each connection's thread, admitted by the runtime's own count
+    rt = start_runtime(handler, env={"ASYA_RUNTIME_CONCURRENCY": "2"})
     clients = [rt.client() for _ in range(4)]
     try:
         start = time.monotonic()
