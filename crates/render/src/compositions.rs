@@ -202,7 +202,9 @@ impl Compositions {
         if let Some(v) = cached(&self.skeletons.lock().unwrap_or_else(|e| e.into_inner())) {
             return Ok(v);
         }
-        let v: Json = serde_norway::from_str(text)?;
+        let mut v: Json = serde_norway::from_str(text)?;
+        // Sorted once here rather than in every copy (the canonical form sorts keys).
+        crate::render::sort_keys(&mut v);
         let mut m = self.skeletons.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() < SKELETONS {
             m.insert(text.to_string(), v.clone());

@@ -53,6 +53,7 @@ use resolve::resolve;
 pub use explain::{Explanation, explain};
 pub use labels::{APPLYSET_PART_OF, applyset_id};
 pub use output::canonicalize;
+pub(crate) use output::sort_keys;
 pub use queue::queue_name;
 
 /// The socket directory shared by runtime and sidecar (contract).
@@ -266,6 +267,14 @@ fn upsert_env(list: &mut Vec<Value>, entry: Value) {
 /// An env var read from one key of a Secret.
 fn secret_env(var: &str, secret: &str, key: &str) -> Value {
     obj! {"name": var, "valueFrom": obj! {"secretKeyRef": obj! {"name": secret, "key": key}}}
+}
+
+/// `v` with its keys sorted, for values built once and cloned per actor: their maps then
+/// come in canonical order, and canonicalising each object has less to reorder (a reorder
+/// rebuilds the map's hash index). Nulls stay: some are placeholders set per actor.
+fn sorted(mut v: Value) -> Value {
+    output::sort_keys(&mut v);
+    v
 }
 
 /// A typed spec value (an env entry) as JSON.

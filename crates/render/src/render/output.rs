@@ -101,6 +101,21 @@ impl Stamp {
     }
 }
 
+/// Recursively sorts keys, nothing else: for values built once (cached template skeletons,
+/// constant context parts) whose copies are canonicalised per actor.
+pub(crate) fn sort_keys(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if !m.keys().is_sorted() {
+                m.sort_keys();
+            }
+            m.values_mut().for_each(sort_keys);
+        }
+        Value::Array(a) => a.iter_mut().for_each(sort_keys),
+        _ => {}
+    }
+}
+
 /// Recursively sorts keys and drops `null` members, so output bytes depend only on content.
 /// In place: `sort_keys` reorders the map's entries without rebuilding it.
 pub fn canonicalize(v: &mut Value) {
