@@ -129,6 +129,29 @@ struct Merger<'e> {
 }
 
 impl Merger<'_> {
+    fn merge_maps(
+        &mut self,
+        d: &mut Map<String, Value>,
+        s: &Map<String, Value>,
+        path: &str,
+        origin: &Origin,
+        actor: bool,
+    ) {
+        for (k, v) in s {
+            if v.is_null() {
+                continue;
+            }
+            let child = format!("{path}.{k}");
+            match d.get_mut(k) {
+                Some(dv) => self.merge(dv, v, &child, k, origin, actor),
+                None => {
+                    d.insert(k.clone(), v.clone());
+                    self.prov.record(&child, v, origin);
+                }
+            }
+        }
+    }
+
     fn conflict(&mut self, path: &str, first: Option<&Origin>, second: &Origin, what: &str) {
         let first = match first {
             Some(Origin::Flavor(n)) => format!("flavors {n:?} and"),
@@ -156,21 +179,7 @@ impl Merger<'_> {
     ) {
         match (dst, src) {
             (_, Value::Null) => {}
-            (Value::Object(d), Value::Object(s)) => {
-                for (k, v) in s {
-                    if v.is_null() {
-                        continue;
-                    }
-                    let child = format!("{path}.{k}");
-                    match d.get_mut(k) {
-                        Some(dv) => self.merge(dv, v, &child, k, origin, actor),
-                        None => {
-                            d.insert(k.clone(), v.clone());
-                            self.prov.record(&child, v, origin);
-                        }
-                    }
-                }
-            }
+            (Value::Object(d), Value::Object(s)) => self.merge_maps(d, s, path, origin, actor),
             (Value::Array(d), Value::Array(s)) => {
                 let id_key = identity_key(key);
                 for item in s {
@@ -244,30 +253,19 @@ pub(crate) fn merge(
         errs,
         actor_file,
     };
-    let mut merged = Value::Object(Map::new());
+    // Map to map: the inputs are read in place (wrapping them as values copied each one).
+    let mut merged = Map::new();
     for f in flavors {
-        m.merge(
+        m.merge_maps(
             &mut merged,
-            &Value::Object(f.spec.clone()),
+            f.spec,
             "spec",
-            "",
             &Origin::Flavor(f.name.to_string()),
             false,
         );
     }
-    m.merge(
-        &mut merged,
-        &Value::Object(actor.clone()),
-        "spec",
-        "",
-        &Origin::Actor,
-        true,
-    );
-    let prov = m.prov;
-    match merged {
-        Value::Object(map) => (map, prov),
-        _ => (Map::new(), prov),
-    }
+    m.merge_maps(&mut merged, actor, "spec", &Origin::Actor, true);
+    (merged, m.prov)
 }
 
 /// KEDA polling and cooldown seconds the operator-era CRD defaulted to (the flat shape's
@@ -293,54 +291,56 @@ pub(crate) fn apply_defaults(
         .and_then(|s| s.get("enabled"))
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    let mut defaults: Vec<(&str, Value)> = vec![
-        ("transport", json!(default_transport)),
-        ("imagePullPolicy", json!("IfNotPresent")),
-        ("pythonExecutable", json!("python3")),
-        ("concurrency", json!(1)),
-        ("terminationGracePeriodSeconds", json!(30)),
-        ("scaling.enabled", json!(true)),
-        ("resiliency.actorTimeout", json!("5m")),
-        ("workload.kind", json!("Deployment")),
+    // Paths as parts (not split per actor); each value moves into the spec when set.
+    let mut defaults: Vec<(&[&str], Value)> = vec![
+        (&["transport"], json!(default_transport)),
+        (&["imagePullPolicy"], json!("IfNotPresent")),
+        (&["pythonExecutable"], json!("python3")),
+        (&["concurrency"], json!(1)),
+        (&["terminationGracePeriodSeconds"], json!(30)),
+        (&["scaling", "enabled"], json!(true)),
+        (&["resiliency", "actorTimeout"], json!("5m")),
+        (&["workload", "kind"], json!("Deployment")),
     ];
     if scaling_enabled {
         defaults.extend([
-            ("scaling.minReplicaCount", json!(0)),
-            ("scaling.maxReplicaCount", json!(10)),
-            ("scaling.queueLength", json!(5)),
-            ("scaling.pollingInterval", json!(polling)),
-            ("scaling.cooldownPeriod", json!(cooldown)),
+            (&["scaling", "minReplicaCount"][..], json!(0)),
+            (&["scaling", "maxReplicaCount"], json!(10)),
+            (&["scaling", "queueLength"], json!(5)),
+            (&["scaling", "pollingInterval"], json!(polling)),
+            (&["scaling", "cooldownPeriod"], json!(cooldown)),
         ]);
     } else {
-        defaults.push(("replicas", json!(1)));
+        defaults.push((&["replicas"], json!(1)));
     }
-    for (path, value) in defaults {
-        let parts: Vec<&str> = path.split('.').collect();
-        if set_default(spec, &parts, &value) {
-            prov.record(&format!("spec.{path}"), &value, &Origin::Default);
+    for (parts, value) in defaults {
+        if let Some(v) = set_default(spec, parts, value) {
+            prov.record(&format!("spec.{}", parts.join(".")), v, &Origin::Default);
         }
     }
 }
 
-/// Sets `value` at `parts` when absent; returns whether it was set.
-fn set_default(map: &mut Map<String, Value>, parts: &[&str], value: &Value) -> bool {
+/// Sets `value` at `parts` when absent; returns it when it was set.
+fn set_default<'m>(
+    map: &'m mut Map<String, Value>,
+    parts: &[&str],
+    value: Value,
+) -> Option<&'m Value> {
     match parts {
-        [] => false,
+        [] => None,
         [last] => {
             if map.contains_key(*last) {
-                false
+                None
             } else {
-                map.insert(last.to_string(), value.clone());
-                true
+                Some(map.entry(*last).or_insert(value))
             }
         }
-        [first, rest @ ..] => match map
-            .entry(first.to_string())
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-        {
-            Some(m) => set_default(m, rest, value),
-            None => false,
-        },
+        [first, rest @ ..] => {
+            // Looked up before inserting: `entry` would copy the key every time.
+            if !map.contains_key(*first) {
+                map.insert((*first).to_string(), json!({}));
+            }
+            set_default(map.get_mut(*first)?.as_object_mut()?, rest, value)
+        }
     }
 }
