@@ -68,14 +68,14 @@ impl Stamp {
         if member(meta, "name").and_then(Value::as_str).is_none() {
             return Err(template(origin, "metadata.name", "expected a name"));
         }
-        meta.insert("namespace".into(), s(&self.namespace));
+        set(meta, "namespace", &self.namespace);
         let labels = meta.entry("labels").or_insert_with(|| json!({}));
         if let Some(l) = labels.as_object_mut() {
             for (k, v) in &self.labels {
-                l.insert(k.clone(), s(v));
+                set(l, k, v);
             }
-            l.insert("app.kubernetes.io/component".into(), s(component));
-            l.insert(APPLYSET_PART_OF.into(), s(&self.applyset_id));
+            set(l, "app.kubernetes.io/component", component);
+            set(l, APPLYSET_PART_OF, &self.applyset_id);
         }
         canonicalize(obj);
         let name = obj
@@ -98,6 +98,14 @@ impl Stamp {
             ));
         }
         Ok(())
+    }
+}
+
+/// `m[k] = v`, unless it is so already: the templates print most of these (the pod's labels
+/// are the actor's), and inserting copies the key and hashes it.
+fn set(m: &mut serde_json::Map<String, Value>, k: &str, v: &str) {
+    if member(m, k).and_then(Value::as_str) != Some(v) {
+        m.insert(k.to_string(), s(v));
     }
 }
 
