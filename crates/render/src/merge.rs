@@ -64,6 +64,16 @@ impl Provenance {
     }
 
     fn record(&mut self, path: &str, v: &Value, origin: &Origin) {
+        // Most values recorded are leaves: their path is the key, no buffer needed.
+        let leaf = match v {
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => true,
+        };
+        if leaf {
+            self.0.insert(path.to_string(), origin.clone());
+            return;
+        }
         let mut buf = String::from(path);
         self.record_at(&mut buf, v, origin);
     }
@@ -137,11 +147,18 @@ impl Merger<'_> {
         origin: &Origin,
         actor: bool,
     ) {
+        // Children's paths written into one buffer (a `format!` per key cost an allocation
+        // and the formatting machinery each).
+        let mut child = String::with_capacity(path.len() + 32);
+        child.push_str(path);
+        child.push('.');
+        let base = child.len();
         for (k, v) in s {
             if v.is_null() {
                 continue;
             }
-            let child = format!("{path}.{k}");
+            child.truncate(base);
+            child.push_str(k);
             match d.get_mut(k) {
                 Some(dv) => self.merge(dv, v, &child, k, origin, actor),
                 None => {
@@ -291,56 +308,54 @@ pub(crate) fn apply_defaults(
         .and_then(|s| s.get("enabled"))
         .and_then(Value::as_bool)
         .unwrap_or(true);
-    // Paths as parts (not split per actor); each value moves into the spec when set.
-    let mut defaults: Vec<(&[&str], Value)> = vec![
-        (&["transport"], json!(default_transport)),
-        (&["imagePullPolicy"], json!("IfNotPresent")),
-        (&["pythonExecutable"], json!("python3")),
-        (&["concurrency"], json!(1)),
-        (&["terminationGracePeriodSeconds"], json!(30)),
-        (&["scaling", "enabled"], json!(true)),
-        (&["resiliency", "actorTimeout"], json!("5m")),
-        (&["workload", "kind"], json!("Deployment")),
+    // Full paths (not formatted per actor), walked without splitting them into a vector;
+    // each value moves into the spec when set.
+    let mut defaults: Vec<(&str, Value)> = vec![
+        ("spec.transport", json!(default_transport)),
+        ("spec.imagePullPolicy", json!("IfNotPresent")),
+        ("spec.pythonExecutable", json!("python3")),
+        ("spec.concurrency", json!(1)),
+        ("spec.terminationGracePeriodSeconds", json!(30)),
+        ("spec.scaling.enabled", json!(true)),
+        ("spec.resiliency.actorTimeout", json!("5m")),
+        ("spec.workload.kind", json!("Deployment")),
     ];
     if scaling_enabled {
         defaults.extend([
-            (&["scaling", "minReplicaCount"][..], json!(0)),
-            (&["scaling", "maxReplicaCount"], json!(10)),
-            (&["scaling", "queueLength"], json!(5)),
-            (&["scaling", "pollingInterval"], json!(polling)),
-            (&["scaling", "cooldownPeriod"], json!(cooldown)),
+            ("spec.scaling.minReplicaCount", json!(0)),
+            ("spec.scaling.maxReplicaCount", json!(10)),
+            ("spec.scaling.queueLength", json!(5)),
+            ("spec.scaling.pollingInterval", json!(polling)),
+            ("spec.scaling.cooldownPeriod", json!(cooldown)),
         ]);
     } else {
-        defaults.push((&["replicas"], json!(1)));
+        defaults.push(("spec.replicas", json!(1)));
     }
-    for (parts, value) in defaults {
-        if let Some(v) = set_default(spec, parts, value) {
-            prov.record(&format!("spec.{}", parts.join(".")), v, &Origin::Default);
+    for (path, value) in defaults {
+        let rest = path.strip_prefix("spec.").unwrap_or(path);
+        if let Some(v) = set_default(spec, rest, value) {
+            prov.record(path, v, &Origin::Default);
         }
     }
 }
 
-/// Sets `value` at `parts` when absent; returns it when it was set.
-fn set_default<'m>(
-    map: &'m mut Map<String, Value>,
-    parts: &[&str],
-    value: Value,
-) -> Option<&'m Value> {
-    match parts {
-        [] => None,
-        [last] => {
-            if map.contains_key(*last) {
+/// Sets `value` at the dotted `path` when absent; returns it when it was set.
+fn set_default<'m>(map: &'m mut Map<String, Value>, path: &str, value: Value) -> Option<&'m Value> {
+    match path.split_once('.') {
+        None if path.is_empty() => None,
+        None => {
+            if map.contains_key(path) {
                 None
             } else {
-                Some(map.entry(*last).or_insert(value))
+                Some(map.entry(path).or_insert(value))
             }
         }
-        [first, rest @ ..] => {
+        Some((first, rest)) => {
             // Looked up before inserting: `entry` would copy the key every time.
-            if !map.contains_key(*first) {
-                map.insert((*first).to_string(), json!({}));
+            if !map.contains_key(first) {
+                map.insert(first.to_string(), json!({}));
             }
-            set_default(map.get_mut(*first)?.as_object_mut()?, rest, value)
+            set_default(map.get_mut(first)?.as_object_mut()?, rest, value)
         }
     }
 }
