@@ -16,7 +16,7 @@
 //! is left of YAML parsing is one hash of the text and a copy of a small tree.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
@@ -64,8 +64,10 @@ pub const EMBEDDED: &[(&str, &str)] = embed!(
 pub struct Compositions {
     env: Environment<'static>,
     names: BTreeMap<String, String>,
-    /// Parsed skeletons by text (see the module doc); at most [`SKELETONS`] entries.
-    skeletons: Mutex<HashMap<String, Json>>,
+    /// Parsed skeletons by text (see the module doc); at most [`SKELETONS`] entries. Ordered,
+    /// not hashed: finding a text compares it with a few others (memcmp), where SipHash
+    /// read every byte of it.
+    skeletons: Mutex<BTreeMap<String, Json>>,
 }
 
 /// Bound of the skeleton cache: a template has a few shapes (its branches, the lengths of
@@ -157,7 +159,7 @@ impl Compositions {
         Ok(Compositions {
             env,
             names,
-            skeletons: Mutex::new(HashMap::new()),
+            skeletons: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -198,7 +200,7 @@ impl Compositions {
     /// per distinct text.
     pub(crate) fn skeleton(&self, text: &str) -> Result<Json, serde_norway::Error> {
         // A poisoned lock only means another render panicked; the map itself is whole.
-        let cached = |m: &HashMap<String, Json>| m.get(text).cloned();
+        let cached = |m: &BTreeMap<String, Json>| m.get(text).cloned();
         if let Some(v) = cached(&self.skeletons.lock().unwrap_or_else(|e| e.into_inner())) {
             return Ok(v);
         }

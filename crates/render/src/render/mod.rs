@@ -153,7 +153,7 @@ pub fn render(
         Result<crate::compositions::Rendered, crate::error::Error>,
     )> = OBJECTS
         .iter()
-        .map(|obj| format!("{kind}/{obj}.yaml.j2"))
+        .map(|obj| [kind.as_str(), "/", obj, ".yaml.j2"].concat())
         .filter(|name| compositions.has(name))
         .map(|name| {
             let out = compositions.render(&name, &ctx_value);
