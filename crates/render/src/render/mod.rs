@@ -53,7 +53,6 @@ use resolve::resolve;
 pub use explain::{Explanation, explain};
 pub use labels::{APPLYSET_PART_OF, applyset_id};
 pub use output::canonicalize;
-pub(crate) use output::sort_keys;
 pub use queue::queue_name;
 
 /// The socket directory shared by runtime and sidecar (contract).

@@ -109,8 +109,8 @@ fn set(m: &mut serde_json::Map<String, Value>, k: &str, v: &str) {
     }
 }
 
-/// Recursively sorts keys, nothing else: for values built once (cached template skeletons,
-/// constant context parts) whose copies are canonicalised per actor.
+/// Recursively sorts keys, nothing else: for values built once (constant context parts)
+/// whose copies are canonicalised per actor.
 pub(crate) fn sort_keys(v: &mut Value) {
     match v {
         Value::Object(m) => {
