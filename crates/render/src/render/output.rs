@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::context::member;
 use super::labels::{APPLYSET_PART_OF, component_of};
@@ -21,9 +21,41 @@ pub(super) struct Stamp {
     pub applyset_id: String,
     /// While KEDA scales, a workload must not carry `spec.replicas` (apply would fight KEDA).
     pub scaling_enabled: bool,
+    /// The labels of an object whose template sets none, keys sorted, built once per actor
+    /// with the component left empty: each object clones it (a clone copies the hash
+    /// index) instead of inserting every label into a new, growing mapping and sorting it.
+    object_labels: Map<String, Value>,
 }
 
 impl Stamp {
+    pub fn new(
+        source: String,
+        namespace: String,
+        labels: BTreeMap<String, String>,
+        applyset_id: String,
+        scaling_enabled: bool,
+    ) -> Stamp {
+        // What `finish` sets on a template's own labels, in the same order (later wins).
+        let mut all: BTreeMap<&str, &str> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.insert(COMPONENT, "");
+        all.insert(APPLYSET_PART_OF, &applyset_id);
+        let object_labels = all
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), s(v)))
+            .collect();
+        Stamp {
+            source,
+            namespace,
+            labels,
+            applyset_id,
+            scaling_enabled,
+            object_labels,
+        }
+    }
+
     /// Sets namespace and labels, enforces the invariants, canonicalises.
     pub fn finish(&self, obj: &mut Value, origin: &str) -> Result<(), Error> {
         let Some(m) = obj.as_object_mut() else {
@@ -69,12 +101,20 @@ impl Stamp {
             return Err(template(origin, "metadata.name", "expected a name"));
         }
         set(meta, "namespace", &self.namespace);
-        let labels = meta.entry("labels").or_insert_with(|| json!({}));
-        if let Some(l) = labels.as_object_mut() {
+        if member(meta, "labels").is_none() {
+            let mut l = self.object_labels.clone();
+            if let Some(c) = l
+                .iter_mut()
+                .find_map(|(k, v)| (k == COMPONENT).then_some(v))
+            {
+                *c = s(component);
+            }
+            meta.insert("labels".into(), Value::Object(l));
+        } else if let Some(l) = meta.get_mut("labels").and_then(Value::as_object_mut) {
             for (k, v) in &self.labels {
                 set(l, k, v);
             }
-            set(l, "app.kubernetes.io/component", component);
+            set(l, COMPONENT, component);
             set(l, APPLYSET_PART_OF, &self.applyset_id);
         }
         canonicalize(obj);
@@ -100,6 +140,8 @@ impl Stamp {
         Ok(())
     }
 }
+
+const COMPONENT: &str = "app.kubernetes.io/component";
 
 /// `m[k] = v`, unless it is so already: the templates print most of these (the pod's labels
 /// are the actor's), and inserting copies the key and hashes it.
