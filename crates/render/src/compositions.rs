@@ -13,7 +13,7 @@
 //! Scalars printed where the template auto-escapes to JSON are references too. The text
 //! left is then the template's layout alone, the same for every actor that takes the same
 //! branches, and its parse is cached per text ([`Compositions::skeleton`]): per actor, what
-//! is left of YAML parsing is one hash of the text and a copy of a small tree.
+//! is left of YAML parsing is one lookup of the text and a copy of a small tree.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

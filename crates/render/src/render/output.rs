@@ -143,9 +143,9 @@ impl Stamp {
 
 const COMPONENT: &str = "app.kubernetes.io/component";
 
-/// `m[k] = v`, unless it is so already: the templates print most of these (the pod's labels
-/// are the actor's), and inserting copies the key and hashes it.
-fn set(m: &mut serde_json::Map<String, Value>, k: &str, v: &str) {
+/// `m[k] = v`, unless it is so already (a template that prints labels mostly prints the
+/// actor's): inserting copies the key and hashes it.
+fn set(m: &mut Map<String, Value>, k: &str, v: &str) {
     if member(m, k).and_then(Value::as_str) != Some(v) {
         m.insert(k.to_string(), s(v));
     }
