@@ -13,10 +13,10 @@
 //! Scalars printed where the template auto-escapes to JSON are references too. The text
 //! left is then the template's layout alone, the same for every actor that takes the same
 //! branches, and its parse is cached per text ([`Compositions::skeleton`]): per actor, what
-//! is left of YAML parsing is one hash of the text and a copy of a small tree.
+//! is left of YAML parsing is one lookup of the text and a copy of a small tree.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
@@ -64,8 +64,10 @@ pub const EMBEDDED: &[(&str, &str)] = embed!(
 pub struct Compositions {
     env: Environment<'static>,
     names: BTreeMap<String, String>,
-    /// Parsed skeletons by text (see the module doc); at most [`SKELETONS`] entries.
-    skeletons: Mutex<HashMap<String, Json>>,
+    /// Parsed skeletons by text (see the module doc); at most [`SKELETONS`] entries. Ordered,
+    /// not hashed: finding a text compares it with a few others (memcmp), where SipHash
+    /// read every byte of it.
+    skeletons: Mutex<BTreeMap<String, Json>>,
 }
 
 /// Bound of the skeleton cache: a template has a few shapes (its branches, the lengths of
@@ -157,7 +159,7 @@ impl Compositions {
         Ok(Compositions {
             env,
             names,
-            skeletons: Mutex::new(HashMap::new()),
+            skeletons: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -198,11 +200,13 @@ impl Compositions {
     /// per distinct text.
     pub(crate) fn skeleton(&self, text: &str) -> Result<Json, serde_norway::Error> {
         // A poisoned lock only means another render panicked; the map itself is whole.
-        let cached = |m: &HashMap<String, Json>| m.get(text).cloned();
+        let cached = |m: &BTreeMap<String, Json>| m.get(text).cloned();
         if let Some(v) = cached(&self.skeletons.lock().unwrap_or_else(|e| e.into_inner())) {
             return Ok(v);
         }
-        let v: Json = serde_norway::from_str(text)?;
+        let mut v: Json = serde_norway::from_str(text)?;
+        // Sorted once here rather than in every copy (the canonical form sorts keys).
+        sort_skeleton(&mut v);
         let mut m = self.skeletons.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() < SKELETONS {
             m.insert(text.to_string(), v.clone());
@@ -213,6 +217,22 @@ impl Compositions {
     /// Names of the templates in the set.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.names.keys().map(String::as_str)
+    }
+}
+
+/// Sorts the keys of a skeleton's mappings, except of those with a reference among their
+/// keys: [`Rendered::resolve`] rebuilds these in the template's order, so that when two keys
+/// turn out equal the later one in the template still wins.
+fn sort_skeleton(v: &mut Json) {
+    match v {
+        Json::Object(m) => {
+            if !m.keys().is_sorted() && !m.keys().any(|k| k.contains(REF_OPEN)) {
+                m.sort_keys();
+            }
+            m.values_mut().for_each(sort_skeleton);
+        }
+        Json::Array(a) => a.iter_mut().for_each(sort_skeleton),
+        _ => {}
     }
 }
 
@@ -414,6 +434,28 @@ mod tests {
         assert_eq!(v, expected);
         // The parse is kept for the next actor of the same shape.
         assert_eq!(c.skeletons.lock().map(|m| m.len()).unwrap_or(0), 1);
+    }
+
+    /// Skeletons are cached with sorted keys, but a mapping with a reference among its keys
+    /// keeps the template's order: of two keys that turn out equal, the later one wins.
+    #[test]
+    fn equal_keys_resolve_in_template_order() {
+        for (t, expected) in [
+            ("kind: Queue\nz: 1\n{{ k }}: 2\n", 2),
+            ("kind: Queue\n{{ k }}: 2\nz: 1\n", 1),
+        ] {
+            let c = Compositions::with_overrides([(
+                "rabbitmq/queue.yaml.j2".to_string(),
+                t.to_string(),
+                "t".to_string(),
+            )])
+            .expect("compiles");
+            let ctx = minijinja::context! {k => "z"};
+            let mut out = c.render("rabbitmq/queue.yaml.j2", &ctx).expect("renders");
+            let mut v = c.skeleton(&out.text).expect("yaml");
+            out.resolve(&mut v, &mut Json::Null, &Moves(Vec::new()));
+            assert_eq!(v["z"], expected, "{t}");
+        }
     }
 
     /// A context node printed twice, or inside another printed node, is copied; only a

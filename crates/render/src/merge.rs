@@ -64,6 +64,16 @@ impl Provenance {
     }
 
     fn record(&mut self, path: &str, v: &Value, origin: &Origin) {
+        // Most values recorded are leaves: their path is the key, no buffer needed.
+        let leaf = match v {
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => true,
+        };
+        if leaf {
+            self.0.insert(path.to_string(), origin.clone());
+            return;
+        }
         let mut buf = String::from(path);
         self.record_at(&mut buf, v, origin);
     }
@@ -129,6 +139,36 @@ struct Merger<'e> {
 }
 
 impl Merger<'_> {
+    fn merge_maps(
+        &mut self,
+        d: &mut Map<String, Value>,
+        s: &Map<String, Value>,
+        path: &str,
+        origin: &Origin,
+        actor: bool,
+    ) {
+        // Children's paths written into one buffer (a `format!` per key cost an allocation
+        // and the formatting machinery each).
+        let mut child = String::with_capacity(path.len() + 32);
+        child.push_str(path);
+        child.push('.');
+        let base = child.len();
+        for (k, v) in s {
+            if v.is_null() {
+                continue;
+            }
+            child.truncate(base);
+            child.push_str(k);
+            match d.get_mut(k) {
+                Some(dv) => self.merge(dv, v, &child, k, origin, actor),
+                None => {
+                    d.insert(k.clone(), v.clone());
+                    self.prov.record(&child, v, origin);
+                }
+            }
+        }
+    }
+
     fn conflict(&mut self, path: &str, first: Option<&Origin>, second: &Origin, what: &str) {
         let first = match first {
             Some(Origin::Flavor(n)) => format!("flavors {n:?} and"),
@@ -156,21 +196,7 @@ impl Merger<'_> {
     ) {
         match (dst, src) {
             (_, Value::Null) => {}
-            (Value::Object(d), Value::Object(s)) => {
-                for (k, v) in s {
-                    if v.is_null() {
-                        continue;
-                    }
-                    let child = format!("{path}.{k}");
-                    match d.get_mut(k) {
-                        Some(dv) => self.merge(dv, v, &child, k, origin, actor),
-                        None => {
-                            d.insert(k.clone(), v.clone());
-                            self.prov.record(&child, v, origin);
-                        }
-                    }
-                }
-            }
+            (Value::Object(d), Value::Object(s)) => self.merge_maps(d, s, path, origin, actor),
             (Value::Array(d), Value::Array(s)) => {
                 let id_key = identity_key(key);
                 for item in s {
@@ -244,30 +270,19 @@ pub(crate) fn merge(
         errs,
         actor_file,
     };
-    let mut merged = Value::Object(Map::new());
+    // Map to map: the inputs are read in place (wrapping them as values copied each one).
+    let mut merged = Map::new();
     for f in flavors {
-        m.merge(
+        m.merge_maps(
             &mut merged,
-            &Value::Object(f.spec.clone()),
+            f.spec,
             "spec",
-            "",
             &Origin::Flavor(f.name.to_string()),
             false,
         );
     }
-    m.merge(
-        &mut merged,
-        &Value::Object(actor.clone()),
-        "spec",
-        "",
-        &Origin::Actor,
-        true,
-    );
-    let prov = m.prov;
-    match merged {
-        Value::Object(map) => (map, prov),
-        _ => (Map::new(), prov),
-    }
+    m.merge_maps(&mut merged, actor, "spec", &Origin::Actor, true);
+    (merged, m.prov)
 }
 
 /// KEDA polling and cooldown seconds the operator-era CRD defaulted to (the flat shape's
@@ -293,54 +308,54 @@ pub(crate) fn apply_defaults(
         .and_then(|s| s.get("enabled"))
         .and_then(Value::as_bool)
         .unwrap_or(true);
+    // Full paths (not formatted per actor), walked without splitting them into a vector;
+    // each value moves into the spec when set.
     let mut defaults: Vec<(&str, Value)> = vec![
-        ("transport", json!(default_transport)),
-        ("imagePullPolicy", json!("IfNotPresent")),
-        ("pythonExecutable", json!("python3")),
-        ("concurrency", json!(1)),
-        ("terminationGracePeriodSeconds", json!(30)),
-        ("scaling.enabled", json!(true)),
-        ("resiliency.actorTimeout", json!("5m")),
-        ("workload.kind", json!("Deployment")),
+        ("spec.transport", json!(default_transport)),
+        ("spec.imagePullPolicy", json!("IfNotPresent")),
+        ("spec.pythonExecutable", json!("python3")),
+        ("spec.concurrency", json!(1)),
+        ("spec.terminationGracePeriodSeconds", json!(30)),
+        ("spec.scaling.enabled", json!(true)),
+        ("spec.resiliency.actorTimeout", json!("5m")),
+        ("spec.workload.kind", json!("Deployment")),
     ];
     if scaling_enabled {
         defaults.extend([
-            ("scaling.minReplicaCount", json!(0)),
-            ("scaling.maxReplicaCount", json!(10)),
-            ("scaling.queueLength", json!(5)),
-            ("scaling.pollingInterval", json!(polling)),
-            ("scaling.cooldownPeriod", json!(cooldown)),
+            ("spec.scaling.minReplicaCount", json!(0)),
+            ("spec.scaling.maxReplicaCount", json!(10)),
+            ("spec.scaling.queueLength", json!(5)),
+            ("spec.scaling.pollingInterval", json!(polling)),
+            ("spec.scaling.cooldownPeriod", json!(cooldown)),
         ]);
     } else {
-        defaults.push(("replicas", json!(1)));
+        defaults.push(("spec.replicas", json!(1)));
     }
     for (path, value) in defaults {
-        let parts: Vec<&str> = path.split('.').collect();
-        if set_default(spec, &parts, &value) {
-            prov.record(&format!("spec.{path}"), &value, &Origin::Default);
+        let rest = path.strip_prefix("spec.").unwrap_or(path);
+        if let Some(v) = set_default(spec, rest, value) {
+            prov.record(path, v, &Origin::Default);
         }
     }
 }
 
-/// Sets `value` at `parts` when absent; returns whether it was set.
-fn set_default(map: &mut Map<String, Value>, parts: &[&str], value: &Value) -> bool {
-    match parts {
-        [] => false,
-        [last] => {
-            if map.contains_key(*last) {
-                false
+/// Sets `value` at the dotted `path` when absent; returns it when it was set.
+fn set_default<'m>(map: &'m mut Map<String, Value>, path: &str, value: Value) -> Option<&'m Value> {
+    match path.split_once('.') {
+        None if path.is_empty() => None,
+        None => {
+            if map.contains_key(path) {
+                None
             } else {
-                map.insert(last.to_string(), value.clone());
-                true
+                Some(map.entry(path).or_insert(value))
             }
         }
-        [first, rest @ ..] => match map
-            .entry(first.to_string())
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-        {
-            Some(m) => set_default(m, rest, value),
-            None => false,
-        },
+        Some((first, rest)) => {
+            // Looked up before inserting: `entry` would copy the key every time.
+            if !map.contains_key(first) {
+                map.insert(first.to_string(), json!({}));
+            }
+            set_default(map.get_mut(first)?.as_object_mut()?, rest, value)
+        }
     }
 }

@@ -47,7 +47,7 @@ pub fn migrate(doc: &ActorDocument) -> Result<Migration, Diagnostics> {
         }
     }
     upstream_aliases(file, &mut spec, &mut errs);
-    let n = normalize(file, &spec, Some(&doc.name), &mut errs);
+    let n = normalize(file, spec, Some(&doc.name), &mut errs);
     errs.into_result()?;
     let mut out = n.spec;
     if n.legacy {

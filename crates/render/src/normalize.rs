@@ -44,13 +44,17 @@ fn obj_mut<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map
 }
 
 /// `actor_name`: `metadata.name`, used as `spec.actor` by the legacy shape. `None` for flavors.
+/// Takes the spec by value: the actor's is a copy already, rewritten in place.
 pub(crate) fn normalize(
     file: &str,
-    spec: &Value,
+    spec: Value,
     actor_name: Option<&str>,
     errs: &mut Diagnostics,
 ) -> Normalized {
-    let mut s = spec.as_object().cloned().unwrap_or_default();
+    let mut s = match spec {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
     let mut legacy = false;
     let mut warnings = Vec::new();
 

@@ -116,13 +116,13 @@ impl Context {
             min,
             max,
             workload_kind,
-            stamp: Stamp {
-                source: doc.source.clone(),
-                namespace: namespace.to_string(),
+            stamp: Stamp::new(
+                doc.source.clone(),
+                namespace.to_string(),
                 labels,
-                applyset_id: applyset_id(&doc.name, namespace),
-                scaling_enabled: inp.scaling_enabled,
-            },
+                applyset_id(&doc.name, namespace),
+                inp.scaling_enabled,
+            ),
         }
     }
 }

@@ -81,16 +81,21 @@ fn check_list(items: &[Value], fields: &[&str], steps: &[Step<'_>], out: &mut Ve
     // Each item's key is looked up once (map lookups hash); lists are short (a few
     // containers, a few dozen env vars), so comparing the keys pairwise is cheapest.
     // Lists of scalars are not keyed: such items get no key.
-    let keys: Vec<Option<Vec<std::borrow::Cow<'_, str>>>> = items
-        .iter()
-        .map(|item| {
-            item.is_object()
-                .then(|| fields.iter().map(|f| field(item, f)).collect())
-        })
-        .collect();
-    for (i, key) in keys.iter().enumerate() {
-        let Some(key) = key else { continue };
-        if let Some(first) = keys[..i].iter().position(|k| k.as_ref() == Some(key)) {
+    // The keys of all items in one buffer, `fields.len()` per item (a vector per item cost
+    // an allocation each).
+    let n = fields.len();
+    let mut flat: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(items.len() * n);
+    for item in items {
+        if item.is_object() {
+            flat.extend(fields.iter().map(|f| field(item, f)));
+        } else {
+            flat.extend(std::iter::repeat_n(std::borrow::Cow::Borrowed(""), n));
+        }
+    }
+    let key_of = |i: usize| items[i].is_object().then(|| &flat[i * n..(i + 1) * n]);
+    for i in 0..items.len() {
+        let Some(key) = key_of(i) else { continue };
+        if let Some(first) = (0..i).position(|j| key_of(j) == Some(key)) {
             let key = fields
                 .iter()
                 .zip(key)

@@ -152,7 +152,7 @@ pub fn render(
         Result<crate::compositions::Rendered, crate::error::Error>,
     )> = OBJECTS
         .iter()
-        .map(|obj| format!("{kind}/{obj}.yaml.j2"))
+        .map(|obj| [kind.as_str(), "/", obj, ".yaml.j2"].concat())
         .filter(|name| compositions.has(name))
         .map(|name| {
             let out = compositions.render(&name, &ctx_value);
@@ -266,6 +266,14 @@ fn upsert_env(list: &mut Vec<Value>, entry: Value) {
 /// An env var read from one key of a Secret.
 fn secret_env(var: &str, secret: &str, key: &str) -> Value {
     obj! {"name": var, "valueFrom": obj! {"secretKeyRef": obj! {"name": secret, "key": key}}}
+}
+
+/// `v` with its keys sorted, for values built once and cloned per actor: their maps then
+/// come in canonical order, and canonicalising each object has less to reorder (a reorder
+/// rebuilds the map's hash index). Nulls stay: some are placeholders set per actor.
+fn sorted(mut v: Value) -> Value {
+    output::sort_keys(&mut v);
+    v
 }
 
 /// A typed spec value (an env entry) as JSON.

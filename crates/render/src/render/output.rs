@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::context::member;
 use super::labels::{APPLYSET_PART_OF, component_of};
@@ -21,9 +21,41 @@ pub(super) struct Stamp {
     pub applyset_id: String,
     /// While KEDA scales, a workload must not carry `spec.replicas` (apply would fight KEDA).
     pub scaling_enabled: bool,
+    /// The labels of an object whose template sets none, keys sorted, built once per actor
+    /// with the component left empty: each object clones it (a clone copies the hash
+    /// index) instead of inserting every label into a new, growing mapping and sorting it.
+    object_labels: Map<String, Value>,
 }
 
 impl Stamp {
+    pub fn new(
+        source: String,
+        namespace: String,
+        labels: BTreeMap<String, String>,
+        applyset_id: String,
+        scaling_enabled: bool,
+    ) -> Stamp {
+        // What `finish` sets on a template's own labels, in the same order (later wins).
+        let mut all: BTreeMap<&str, &str> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.insert(COMPONENT, "");
+        all.insert(APPLYSET_PART_OF, &applyset_id);
+        let object_labels = all
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), s(v)))
+            .collect();
+        Stamp {
+            source,
+            namespace,
+            labels,
+            applyset_id,
+            scaling_enabled,
+            object_labels,
+        }
+    }
+
     /// Sets namespace and labels, enforces the invariants, canonicalises.
     pub fn finish(&self, obj: &mut Value, origin: &str) -> Result<(), Error> {
         let Some(m) = obj.as_object_mut() else {
@@ -68,14 +100,22 @@ impl Stamp {
         if member(meta, "name").and_then(Value::as_str).is_none() {
             return Err(template(origin, "metadata.name", "expected a name"));
         }
-        meta.insert("namespace".into(), s(&self.namespace));
-        let labels = meta.entry("labels").or_insert_with(|| json!({}));
-        if let Some(l) = labels.as_object_mut() {
-            for (k, v) in &self.labels {
-                l.insert(k.clone(), s(v));
+        set(meta, "namespace", &self.namespace);
+        if member(meta, "labels").is_none() {
+            let mut l = self.object_labels.clone();
+            if let Some(c) = l
+                .iter_mut()
+                .find_map(|(k, v)| (k == COMPONENT).then_some(v))
+            {
+                *c = s(component);
             }
-            l.insert("app.kubernetes.io/component".into(), s(component));
-            l.insert(APPLYSET_PART_OF.into(), s(&self.applyset_id));
+            meta.insert("labels".into(), Value::Object(l));
+        } else if let Some(l) = meta.get_mut("labels").and_then(Value::as_object_mut) {
+            for (k, v) in &self.labels {
+                set(l, k, v);
+            }
+            set(l, COMPONENT, component);
+            set(l, APPLYSET_PART_OF, &self.applyset_id);
         }
         canonicalize(obj);
         let name = obj
@@ -98,6 +138,31 @@ impl Stamp {
             ));
         }
         Ok(())
+    }
+}
+
+const COMPONENT: &str = "app.kubernetes.io/component";
+
+/// `m[k] = v`, unless it is so already (a template that prints labels mostly prints the
+/// actor's): inserting copies the key and hashes it.
+fn set(m: &mut Map<String, Value>, k: &str, v: &str) {
+    if member(m, k).and_then(Value::as_str) != Some(v) {
+        m.insert(k.to_string(), s(v));
+    }
+}
+
+/// Recursively sorts keys, nothing else: for values built once (constant context parts)
+/// whose copies are canonicalised per actor.
+pub(crate) fn sort_keys(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if !m.keys().is_sorted() {
+                m.sort_keys();
+            }
+            m.values_mut().for_each(sort_keys);
+        }
+        Value::Array(a) => a.iter_mut().for_each(sort_keys),
+        _ => {}
     }
 }
 

@@ -57,7 +57,7 @@ pub(super) fn resolve(
     if !errs.is_empty() {
         prune(&mut written, actor_spec_schema());
     }
-    let actor = normalize(file, &written, Some(&doc.name), &mut errs);
+    let actor = normalize(file, written, Some(&doc.name), &mut errs);
 
     // 2. flavors, in listed order.
     let names: Vec<String> = match actor.spec.get("flavors") {
@@ -107,7 +107,7 @@ pub(super) fn resolve(
         if errs.0.len() > before {
             continue;
         }
-        let n = normalize(&entry.source, &entry.spec, None, &mut errs);
+        let n = normalize(&entry.source, entry.spec.clone(), None, &mut errs);
         warnings.extend(
             n.warnings
                 .into_iter()

@@ -17,14 +17,14 @@ use crate::api::spec::PullPolicy;
 /// The runtime's own mounts, built once and cloned (a clone copies the maps' hash index).
 static MOUNTS: LazyLock<[Value; 2]> = LazyLock::new(|| {
     [
-        obj! {"name": "asya-socket", "mountPath": SOCKET_DIR},
-        obj! {"name": "asya-runtime", "mountPath": RUNTIME_DIR, "readOnly": true},
+        obj! {"mountPath": SOCKET_DIR, "name": "asya-socket"},
+        obj! {"mountPath": RUNTIME_DIR, "name": "asya-runtime", "readOnly": true},
     ]
 });
 
 /// A runtime probe with its command, period and failure threshold left to set per actor.
 static PROBE: LazyLock<Value> = LazyLock::new(|| {
-    obj! {"exec": obj! {"command": Value::Null}, "periodSeconds": 0, "timeoutSeconds": 5, "failureThreshold": 0}
+    obj! {"exec": obj! {"command": Value::Null}, "failureThreshold": 0, "periodSeconds": 0, "timeoutSeconds": 5}
 });
 
 pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
@@ -91,17 +91,18 @@ pub(super) fn runtime_container(inp: &Inputs<'_>) -> Value {
     mounts.extend(free_forms(
         spec.volume_mounts.as_deref().unwrap_or_default(),
     ));
+    // Keys in sorted order, as printed: the canonical form then has nothing to reorder.
     obj! {
-        "name": "asya-runtime",
-        "image": spec.image.clone().unwrap_or_default(),
-        "imagePullPolicy": spec.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent).as_str(),
         "command": vec![Value::from(python.as_str()), Value::from(runtime_py.as_str())],
         "env": env_vars,
         "envFrom": if env_from.is_empty() { Value::Null } else { Value::from(env_from) },
-        "resources": spec.resources.as_ref().map(|r| quantities_as_strings(Value::Object(r.0.clone()))),
-        "volumeMounts": mounts,
-        "startupProbe": probe(2, 150),
+        "image": spec.image.clone().unwrap_or_default(),
+        "imagePullPolicy": spec.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent).as_str(),
         "livenessProbe": probe(30, 3),
+        "name": "asya-runtime",
         "readinessProbe": probe(10, 3),
+        "resources": spec.resources.as_ref().map(|r| quantities_as_strings(Value::Object(r.0.clone()))),
+        "startupProbe": probe(2, 150),
+        "volumeMounts": mounts,
     }
 }

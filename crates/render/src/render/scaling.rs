@@ -6,18 +6,19 @@ use std::sync::LazyLock;
 use serde_json::{Value, json};
 
 use super::context::Inputs;
+use super::sorted;
 use crate::api::spec::FreeForm;
 
 /// HPA behavior when the actor sets none; built once and cloned (a clone copies the maps'
 /// hash index, building them anew hashes every key).
 static DEFAULT_BEHAVIOR: LazyLock<Value> = LazyLock::new(|| {
-    json!({
+    sorted(json!({
         "scaleDown": {"stabilizationWindowSeconds": 300, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
         "scaleUp": {"stabilizationWindowSeconds": 0, "policies": [
             {"type": "Pods", "value": 10, "periodSeconds": 60},
             {"type": "Percent", "value": 100, "periodSeconds": 60}
         ]},
-    })
+    }))
 });
 
 pub(super) fn scaling_context(inp: &Inputs<'_>, min: i32, max: i32) -> Value {

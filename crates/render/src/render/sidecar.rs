@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::context::Inputs;
 use super::sidecar_env::sidecar_env;
 use super::workload::{quantities_as_strings, restricted_security_context};
-use super::{RUNTIME_DIR, SOCKET_DIR, s};
+use super::{RUNTIME_DIR, SOCKET_DIR, s, sorted};
 
 /// Image and pull policy: the actor's `sidecar` overrides, else the platform's.
 fn image(inp: &Inputs<'_>) -> (String, String) {
@@ -29,18 +29,19 @@ pub(super) fn sidecar_container(inp: &Inputs<'_>) -> Value {
     if let Some(r) = inp.spec.sidecar.as_ref().and_then(|s| s.resources.as_ref()) {
         merge_over(&mut resources, &Value::Object(r.0.clone()));
     }
+    // Keys in sorted order, as printed: the canonical form then has nothing to reorder.
     obj! {
-        "name": "asya-sidecar",
+        "env": sidecar_env(inp),
         "image": image,
         "imagePullPolicy": pull,
-        "env": sidecar_env(inp),
-        "ports": vec![obj! {"name": "metrics", "containerPort": sc.metrics_port, "protocol": "TCP"}],
         "livenessProbe": CONSTANT.liveness.clone(),
+        "name": "asya-sidecar",
+        "ports": vec![obj! {"containerPort": sc.metrics_port, "name": "metrics", "protocol": "TCP"}],
         "readinessProbe": CONSTANT.readiness.clone(),
         "resources": quantities_as_strings(resources),
+        "restartPolicy": if sc.native { s("Always") } else { Value::Null },
         "securityContext": restricted_security_context(),
         "volumeMounts": CONSTANT.mounts.clone(),
-        "restartPolicy": if sc.native { s("Always") } else { Value::Null },
     }
 }
 
@@ -72,13 +73,17 @@ struct Constant {
 }
 
 static CONSTANT: LazyLock<Constant> = LazyLock::new(|| Constant {
-    liveness: obj! {"httpGet": obj! {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
-    readiness: obj! {"httpGet": obj! {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
-    mounts: Value::from(vec![
+    liveness: sorted(
+        obj! {"httpGet": obj! {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+    ),
+    readiness: sorted(
+        obj! {"httpGet": obj! {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+    ),
+    mounts: sorted(Value::from(vec![
         obj! {"name": "asya-socket", "mountPath": SOCKET_DIR},
         obj! {"name": "tmp", "mountPath": "/tmp"},
-    ]),
-    installer: obj! {
+    ])),
+    installer: sorted(obj! {
         "name": "asya-runtime-installer",
         "image": "",
         "imagePullPolicy": "",
@@ -86,7 +91,7 @@ static CONSTANT: LazyLock<Constant> = LazyLock::new(|| Constant {
         "resources": obj! {"requests": obj! {"cpu": "10m", "memory": "16Mi"}, "limits": obj! {"cpu": "100m", "memory": "64Mi"}},
         "securityContext": restricted_security_context(),
         "volumeMounts": vec![obj! {"name": "asya-runtime", "mountPath": RUNTIME_DIR}],
-    },
+    }),
 });
 
 /// Deep merge of maps (`over` wins on scalars); used for sidecar resources over defaults.

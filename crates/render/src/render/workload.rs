@@ -10,7 +10,7 @@ use super::context::Inputs;
 use super::runtime::runtime_container;
 use super::serviceaccount::ServiceAccount;
 use super::sidecar::{installer_container, sidecar_container};
-use super::{free_forms, s, string_map};
+use super::{free_forms, s, sorted, string_map};
 use crate::api::spec::WorkloadKind;
 
 /// The workload kind name and the `workload` section of the template context.
@@ -114,7 +114,7 @@ pub(super) fn restricted_security_context() -> Value {
 }
 
 static RESTRICTED: LazyLock<Value> = LazyLock::new(|| {
-    obj! {
+    sorted(obj! {
         "allowPrivilegeEscalation": false,
         "capabilities": obj! {"drop": vec![Value::from("ALL")]},
         "readOnlyRootFilesystem": true,
@@ -122,15 +122,15 @@ static RESTRICTED: LazyLock<Value> = LazyLock::new(|| {
         "runAsUser": 65532,
         "runAsGroup": 65532,
         "seccompProfile": obj! {"type": "RuntimeDefault"},
-    }
+    })
 });
 
 /// The pod volumes every actor has (built once, cloned: see `restricted_security_context`).
 static VOLUMES: LazyLock<[Value; 3]> = LazyLock::new(|| {
     [
-        obj! {"name": "asya-socket", "emptyDir": obj! {}},
-        obj! {"name": "asya-runtime", "emptyDir": obj! {}},
-        obj! {"name": "tmp", "emptyDir": obj! {}},
+        obj! {"emptyDir": obj! {}, "name": "asya-socket"},
+        obj! {"emptyDir": obj! {}, "name": "asya-runtime"},
+        obj! {"emptyDir": obj! {}, "name": "tmp"},
     ]
 });
 
