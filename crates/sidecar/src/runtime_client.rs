@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use crate::envelope::Payload;
@@ -37,6 +37,9 @@ struct Response {
     origin: Option<String>,
     payload: Option<Box<RawValue>>,
 }
+
+/// Read buffer per runtime connection (larger frames are read straight into their body).
+const READ_BUFFER: usize = 16 << 10;
 
 /// Where the runtime listens, and what this sidecar knows about it.
 #[derive(Debug, Clone)]
@@ -69,7 +72,9 @@ pub enum InvokeOutcome {
 /// One persistent connection to one runtime life.
 #[derive(Debug)]
 pub struct RuntimeConn {
-    stream: UnixStream,
+    /// Buffered: the runtime writes a result's frames and `done` in one go, and
+    /// one read then takes them all instead of two per frame.
+    stream: BufReader<UnixStream>,
     max_frame: usize,
     boot: Arc<str>,
 }
@@ -189,7 +194,7 @@ impl RuntimeClient {
                             }
                             self.reachable.store(true, Ordering::Relaxed);
                             return Ok(RuntimeConn {
-                                stream,
+                                stream: BufReader::with_capacity(READ_BUFFER, stream),
                                 max_frame: self.max_frame,
                                 boot: boot.into(),
                             });
