@@ -97,7 +97,16 @@ pub struct Metrics {
     invocations_by: Resolved,
     reports_dropped: Family<ReasonLabels, Counter>,
     reports_dropped_by: Resolved,
+    sent_by: SentBy,
 }
+
+/// `messages_sent_total` counters resolved per message type and destination actor:
+/// a hit costs no queue name, no label strings and no family lookup.
+type SentBy = Arc<
+    std::sync::Mutex<
+        std::collections::HashMap<&'static str, std::collections::HashMap<String, Counter>>,
+    >,
+>;
 
 impl Metrics {
     pub fn new(queue: &str, transport: &str) -> Self {
@@ -175,6 +184,7 @@ impl Metrics {
             invocations_by: Resolved::default(),
             reports_dropped,
             reports_dropped_by: Resolved::default(),
+            sent_by: SentBy::default(),
             queue: queue.to_string(),
             registry: Arc::new(registry),
             processed,
@@ -228,6 +238,33 @@ impl Metrics {
                 message_type: message_type.to_string(),
             })
             .inc();
+    }
+
+    /// [`Metrics::sent`] for a message to `actor`, whose queue `queue_of` names
+    /// (called the first time only).
+    pub fn sent_to(
+        &self,
+        actor: &str,
+        message_type: &'static str,
+        queue_of: impl FnOnce() -> String,
+    ) {
+        let Ok(mut by) = self.sent_by.lock() else {
+            return;
+        };
+        let of_type = by.entry(message_type).or_default();
+        if let Some(c) = of_type.get(actor) {
+            c.inc();
+            return;
+        }
+        let c = self
+            .sent
+            .get_or_create(&SentLabels {
+                destination_queue: queue_of(),
+                message_type: message_type.to_string(),
+            })
+            .clone();
+        c.inc();
+        of_type.insert(actor.to_string(), c);
     }
 
     /// One request the runtime received: `success`, `error` (the handler
@@ -329,6 +366,7 @@ mod tests {
         m.failed("route_mismatch");
         m.runtime_error("ValueError");
         m.sent("asya-ns-b", "routing");
+        m.sent_to("b", "routing", || "asya-ns-b".into()); // the same counter, resolved once
         m.observe_duration(0.01);
         m.handler_invocation("success");
         m.active_inc();
@@ -339,7 +377,7 @@ mod tests {
             "asya_actor_messages_processed_total{queue=\"asya-ns-a\",status=\"success\"} 1",
             "asya_actor_messages_failed_total{queue=\"asya-ns-a\",reason=\"route_mismatch\"} 1",
             "asya_actor_runtime_errors_total{queue=\"asya-ns-a\",error_type=\"ValueError\"} 1",
-            "asya_actor_messages_sent_total{destination_queue=\"asya-ns-b\",message_type=\"routing\"} 1",
+            "asya_actor_messages_sent_total{destination_queue=\"asya-ns-b\",message_type=\"routing\"} 2",
             "asya_actor_processing_duration_seconds_count{queue=\"asya-ns-a\"} 1",
             "asya_actor_active_messages 1",
             "asya_actor_handler_invocations_total{queue=\"asya-ns-a\",outcome=\"success\"} 1",

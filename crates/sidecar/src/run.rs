@@ -198,7 +198,9 @@ impl<T: Transport> Worker<T> {
         let mut ok = true;
         for (actor, message_type, r) in join_all(sends).await {
             match r {
-                Ok(()) => self.metrics.sent(&self.cfg.queue_of(&actor), message_type),
+                Ok(()) => self
+                    .metrics
+                    .sent_to(&actor, message_type, || self.cfg.queue_of(&actor)),
                 Err(e) => {
                     ok = false;
                     tracing::error!(to = %actor, error = %e, "publish failed; the message will be requeued");
