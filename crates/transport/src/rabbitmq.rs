@@ -38,7 +38,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::{Mutex, Notify};
 
 use crate::{Delivery, DeliveryHandle, QueueAdmin, QueueDepth, Transport, TransportError};
 use asya_contract::QueueNaming;
@@ -120,7 +120,9 @@ struct Publisher {
 pub struct RabbitMq {
     cfg: RabbitMqConfig,
     publisher: Mutex<Option<Arc<Publisher>>>,
-    deliveries: Option<Mutex<mpsc::Receiver<Delivery>>>,
+    /// Shared by the sidecar's slots: a multi-consumer channel, so a delivery
+    /// wakes one waiting slot directly (no lock handed from slot to slot).
+    deliveries: Option<flume::Receiver<Delivery>>,
     consumer_up: Arc<AtomicBool>,
     stop: Arc<Notify>,
     stopped: Arc<AtomicBool>,
@@ -150,8 +152,8 @@ impl RabbitMq {
         let queue = this.queue_of(actor);
         // Buffer one delivery per slot: the broker's prefetch already bounds
         // how many can be outstanding.
-        let (tx, rx) = mpsc::channel(usize::from(this.cfg.prefetch.max(1)));
-        this.deliveries = Some(Mutex::new(rx));
+        let (tx, rx) = flume::bounded(usize::from(this.cfg.prefetch.max(1)));
+        this.deliveries = Some(rx);
         let task = ConsumerTask {
             cfg: this.cfg.clone(),
             queue,
@@ -332,9 +334,9 @@ impl Transport for RabbitMq {
                 "this RabbitMQ transport was created without a queue to consume".into(),
             ));
         };
-        let mut rx = rx.lock().await;
         loop {
-            let Some(d) = rx.recv().await else {
+            // Cancel-safe: a receive dropped after being woken passes the wake on.
+            let Ok(d) = rx.recv_async().await else {
                 return Err(TransportError::Connection("consumer stopped".into()));
             };
             // A delivery from a channel that died meanwhile can no longer be
@@ -562,7 +564,7 @@ async fn declare_delay_queue(
 struct ConsumerTask {
     cfg: RabbitMqConfig,
     queue: String,
-    tx: mpsc::Sender<Delivery>,
+    tx: flume::Sender<Delivery>,
     up: Arc<AtomicBool>,
     stop: Arc<Notify>,
     stopped: Arc<AtomicBool>,
@@ -627,7 +629,7 @@ impl ConsumerTask {
                         redelivered: d.redelivered,
                     };
                     tokio::select! {
-                        sent = self.tx.send(delivery) => if sent.is_err() {
+                        sent = self.tx.send_async(delivery) => if sent.is_err() {
                             return self.shut(&conn, &ch, &consumer).await;
                         },
                         // The undelivered message is requeued by the broker

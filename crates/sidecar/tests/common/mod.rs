@@ -72,7 +72,7 @@ fn random_suffix() -> String {
 /// A broker client for the test itself (publish, consume a queue directly).
 pub enum Client {
     Rabbit(RabbitMq),
-    Sqs(SqsTransport),
+    Sqs(Box<SqsTransport>),
 }
 
 impl Client {
@@ -170,11 +170,11 @@ impl Mesh {
                     .ensure_actor_queue(&namespace, "test-client")
                     .await
                     .expect("queue");
-                Client::Sqs(
+                Client::Sqs(Box::new(
                     SqsTransport::connect(cfg, &namespace, "test-client")
                         .await
                         .expect("sqs"),
-                )
+                ))
             }
         };
         Self {
@@ -219,11 +219,11 @@ impl Mesh {
                 let mut cfg = SqsConfig::new("us-east-1", Some(var("ASYA_TEST_AWS_ENDPOINT")));
                 cfg.wait_time = Duration::from_secs(1);
                 cfg.batch_size = i32::from(prefetch.clamp(1, 10));
-                Client::Sqs(
+                Client::Sqs(Box::new(
                     SqsTransport::connect(cfg, &self.namespace, actor)
                         .await
                         .expect("sqs"),
-                )
+                ))
             }
         }
     }
