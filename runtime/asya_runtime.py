@@ -1221,7 +1221,8 @@ class Runtime:
             writer.write(_PONG)
             await writer.drain()
         else:
-            await self._invoke(*req[:1], writer, *req[1:])
+            env, deadline, deadline_ms = req
+            await self._invoke(env, writer, deadline, deadline_ms)
 
     # -- invocation
     async def _invoke(self, env, writer, deadline: float | None, deadline_ms: int | None) -> None:
