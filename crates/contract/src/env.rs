@@ -338,43 +338,51 @@ impl SidecarEnv {
     /// concurrency, timeouts, observability and the transport's connection are always
     /// written; the rest only where it differs from the default.
     pub fn to_env(&self) -> Vec<(&'static str, String)> {
-        let mut out = vec![
-            (ACTOR_NAME, self.actor.clone()),
-            (NAMESPACE, self.namespace.clone()),
+        self.clone().into_env()
+    }
+
+    /// [`Self::to_env`], moving the strings out instead of copying them (render builds
+    /// the settings only to write them).
+    pub fn into_env(self) -> Vec<(&'static str, String)> {
+        // Room for every variable at once: the list is not regrown as it fills.
+        let mut out = Vec::with_capacity(32);
+        out.extend([
+            (ACTOR_NAME, self.actor),
+            (NAMESPACE, self.namespace),
             (TRANSPORT, self.transport.as_str().to_string()),
-        ];
+        ]);
         // Written only for the non-default scheme: namespaced renders stay as they were.
         if self.queue_naming != QueueNaming::Namespaced {
             out.push((QUEUE_NAMING, self.queue_naming.as_str().to_string()));
         }
         out.extend([
             (ACTOR_ROLE, self.role.as_str().to_string()),
-            (SOCKET_DIR, self.socket_dir.clone()),
-            (SOCKET_NAME, self.socket_name.clone()),
-            (ACTOR_SINK, self.sink.clone()),
-            (ACTOR_SUMP, self.sump.clone()),
+            (SOCKET_DIR, self.socket_dir),
+            (SOCKET_NAME, self.socket_name),
+            (ACTOR_SINK, self.sink),
+            (ACTOR_SUMP, self.sump),
             (CONCURRENCY, self.concurrency.to_string()),
             (
                 RESILIENCY_ACTOR_TIMEOUT,
                 duration::format(self.actor_timeout),
             ),
         ]);
-        if let Some(p) = &self.resiliency_policies {
-            out.push((RESILIENCY_POLICIES, p.clone()));
+        if let Some(p) = self.resiliency_policies {
+            out.push((RESILIENCY_POLICIES, p));
         }
-        if let Some(r) = &self.resiliency_rules {
-            out.push((RESILIENCY_RULES, r.clone()));
+        if let Some(r) = self.resiliency_rules {
+            out.push((RESILIENCY_RULES, r));
         }
         out.push((SHUTDOWN_GRACE, duration::format(self.shutdown_grace)));
-        out.push((METRICS_ADDR, self.metrics_addr.clone()));
-        out.push((LOG_LEVEL, self.log_level.clone()));
-        out.push((LOG_FORMAT, self.log_format.clone()));
+        out.push((METRICS_ADDR, self.metrics_addr));
+        out.push((LOG_LEVEL, self.log_level));
+        out.push((LOG_FORMAT, self.log_format));
         match self.transport {
             TransportKind::Sqs => {
-                let s = &self.sqs;
-                out.push((AWS_REGION, s.region.clone()));
-                if let Some(e) = &s.endpoint {
-                    out.push((SQS_ENDPOINT, e.clone()));
+                let s = self.sqs;
+                out.push((AWS_REGION, s.region));
+                if let Some(e) = s.endpoint {
+                    out.push((SQS_ENDPOINT, e));
                 }
                 out.push((SQS_WAIT_TIME_SECONDS, s.wait_time_seconds.to_string()));
                 if s.visibility_timeout
@@ -387,33 +395,33 @@ impl SidecarEnv {
                 }
             }
             TransportKind::RabbitMq => {
-                let r = &self.rabbitmq;
-                match &r.url {
-                    Some(u) => out.push((RABBITMQ_URL, u.clone())),
+                let r = self.rabbitmq;
+                match r.url {
+                    Some(u) => out.push((RABBITMQ_URL, u)),
                     None => {
-                        out.push((RABBITMQ_HOST, r.host.clone()));
+                        out.push((RABBITMQ_HOST, r.host));
                         out.push((RABBITMQ_PORT, r.port.to_string()));
-                        out.push((RABBITMQ_VHOST, r.vhost.clone()));
-                        out.push((RABBITMQ_USERNAME, r.username.clone()));
+                        out.push((RABBITMQ_VHOST, r.vhost));
+                        out.push((RABBITMQ_USERNAME, r.username));
                     }
                 }
-                out.push((RABBITMQ_EXCHANGE, r.exchange.clone()));
+                out.push((RABBITMQ_EXCHANGE, r.exchange));
                 if let Some(p) = r.prefetch {
                     out.push((RABBITMQ_PREFETCH, p.to_string()));
                 }
             }
         }
-        if let Some(s3) = &self.s3 {
-            out.push((S3_BUCKET, s3.bucket.clone()));
+        if let Some(s3) = self.s3 {
+            out.push((S3_BUCKET, s3.bucket));
             if !s3.prefix.is_empty() {
-                out.push((S3_PREFIX, s3.prefix.clone()));
+                out.push((S3_PREFIX, s3.prefix));
             }
-            if let Some(e) = &s3.endpoint {
-                out.push((S3_ENDPOINT, e.clone()));
+            if let Some(e) = s3.endpoint {
+                out.push((S3_ENDPOINT, e));
             }
         }
-        if let Some(u) = &self.gateway_url {
-            out.push((GATEWAY_URL, u.clone()));
+        if let Some(u) = self.gateway_url {
+            out.push((GATEWAY_URL, u));
         }
         if self.max_frame_bytes != defaults::MAX_FRAME_BYTES {
             out.push((MAX_FRAME_BYTES, self.max_frame_bytes.to_string()));

@@ -130,9 +130,15 @@ impl Compositions {
                 r.push(reference);
                 r.len() - 1
             });
-            write!(out, "\"{REF_OPEN}{n}{REF_CLOSE}\"").map_err(|e| {
-                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
-            })
+            // Pieces written as they are, the number by itoa: `write!` ran the formatting
+            // machinery for every printed value.
+            let mut num = itoa::Buffer::new();
+            ["\"", REF_OPEN, num.format(n), REF_CLOSE, "\""]
+                .into_iter()
+                .try_for_each(|p| out.write_str(p))
+                .map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                })
         });
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Block tags on their own line leave no blank lines behind.

@@ -60,15 +60,21 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let start = Instant::now();
     let mut bytes = 0usize;
     let mut objects = 0usize;
+    // One JSON buffer for all actors, as a writer would keep: `to_string` started each
+    // actor's text at 128 bytes and regrew it (copying) several times.
+    let mut json = Vec::new();
     for a in &actors {
         match render(a, &flavors, &platform, &compositions) {
             Ok(r) => {
                 objects += r.objects.len();
                 bytes += match args.output {
                     crate::cli::Format::Yaml => to_yaml_stream(&r.objects).len(),
-                    crate::cli::Format::Json => serde_json::to_string(&r.objects)
-                        .map(|s| s.len())
-                        .unwrap_or_default(),
+                    crate::cli::Format::Json => {
+                        json.clear();
+                        serde_json::to_writer(&mut json, &r.objects)
+                            .map(|()| json.len())
+                            .unwrap_or_default()
+                    }
                 };
             }
             Err(e) => return report(&e, err),

@@ -141,6 +141,10 @@ pub(crate) struct JsonNode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {
     Key(String),
+    /// The `n`-th member of a small mapping (see [`member`]): a template's lookup then
+    /// copies no key into the path. The tree does not change while templates read it, and
+    /// a node is taken out in place (`mem::take`), so positions stay valid.
+    Member(usize),
     Index(usize),
 }
 
@@ -150,6 +154,7 @@ pub(crate) fn at<'a>(root: &'a Value, path: &[Step]) -> &'a Value {
     for s in path {
         v = match (s, v) {
             (Step::Key(k), Value::Object(m)) => member(m, k).unwrap_or(&Value::Null),
+            (Step::Member(i), Value::Object(m)) => m.values().nth(*i).unwrap_or(&Value::Null),
             (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
             _ => &Value::Null,
         };
@@ -160,12 +165,15 @@ pub(crate) fn at<'a>(root: &'a Value, path: &[Step]) -> &'a Value {
 /// `m[k]`. A context mapping has a handful of members: comparing keys in order is cheaper
 /// than hashing `k` (serde_json's maps hash with SipHash), so only larger maps use the index.
 pub(crate) fn member<'a>(m: &'a serde_json::Map<String, Value>, k: &str) -> Option<&'a Value> {
-    if m.len() <= 16 {
+    if m.len() <= SMALL {
         m.iter().find(|(mk, _)| mk.as_str() == k).map(|(_, v)| v)
     } else {
         m.get(k)
     }
 }
+
+/// Members up to which a mapping is searched in order rather than through its hash index.
+const SMALL: usize = 16;
 
 /// The node at `path` under `root`, to move it out.
 pub(crate) fn at_mut<'a>(root: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
@@ -173,6 +181,7 @@ pub(crate) fn at_mut<'a>(root: &'a mut Value, path: &[Step]) -> Option<&'a mut V
     for s in path {
         v = match (s, v) {
             (Step::Key(k), Value::Object(m)) => m.get_mut(k)?,
+            (Step::Member(i), Value::Object(m)) => m.values_mut().nth(*i)?,
             (Step::Index(i), Value::Array(a)) => a.get_mut(*i)?,
             _ => return None,
         };
@@ -234,9 +243,14 @@ impl Object for JsonNode {
 
     fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
         match self.json() {
+            Value::Object(m) if m.len() <= SMALL => {
+                let k = key.as_str()?;
+                let (i, (_, v)) = m.iter().enumerate().find(|(_, (mk, _))| mk.as_str() == k)?;
+                Some(value_of(&self.root, v, || self.child_path(Step::Member(i))))
+            }
             Value::Object(m) => {
                 let k = key.as_str()?;
-                let v = member(m, k)?;
+                let v = m.get(k)?;
                 Some(value_of(&self.root, v, || {
                     self.child_path(Step::Key(k.to_string()))
                 }))

@@ -229,20 +229,9 @@ fn free_forms(list: &[FreeForm]) -> Vec<Value> {
 }
 
 fn env(name: &str, value: impl Into<String>) -> Value {
-    // A clone of a built map copies its hash index; inserting the keys anew would hash them.
-    static ENTRY: std::sync::LazyLock<Value> =
-        std::sync::LazyLock::new(|| obj! {"name": "", "value": ""});
-    let mut e = ENTRY.clone();
-    if let Value::Object(m) = &mut e {
-        let mut value = Some(value.into());
-        for (k, v) in m.iter_mut() {
-            match k.as_str() {
-                "name" => *v = Value::from(name),
-                _ => *v = Value::from(value.take().unwrap_or_default()),
-            }
-        }
-    }
-    e
+    // Built, not cloned from a built entry: for two keys, hashing them costs less than
+    // copying a map's hash table and key strings (callgrind, BENCHMARKS.md fourth round).
+    obj! {"name": name, "value": value.into()}
 }
 
 /// Adds `entry` to a container's env; an entry of the same name is replaced in place.

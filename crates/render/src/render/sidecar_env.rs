@@ -97,7 +97,7 @@ pub(super) fn sidecar_env(inp: &Inputs<'_>) -> Vec<Value> {
     let spec = inp.spec;
     let cfg = inp.cfg;
     let mut out: Vec<Value> = settings(inp)
-        .to_env()
+        .into_env()
         .into_iter()
         .map(|(k, v)| env_var(k, v))
         .collect();
