@@ -38,6 +38,11 @@ struct Args {
     /// Concurrencies to measure (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
     concurrency: Vec<usize>,
+    /// Throughput pairs (raw lapin, then sidecar) per concurrency; each rate
+    /// reported is the median of its runs, so a drift of the machine's load
+    /// hits both sides alike. Latency is sampled in the first pair.
+    #[arg(long, default_value_t = 1)]
+    pairs: usize,
     /// In-flight messages of the pipelined raw limit.
     #[arg(long, default_value_t = 1024)]
     raw_limit_inflight: usize,
@@ -283,7 +288,12 @@ struct SidecarRun {
 }
 
 /// One sidecar + runtime at concurrency `conc`.
-async fn bench_sidecar(args: &Args, handlers: &PathBuf, conc: usize) -> Result<SidecarRun> {
+async fn bench_sidecar(
+    args: &Args,
+    handlers: &PathBuf,
+    conc: usize,
+    samples: usize,
+) -> Result<SidecarRun> {
     let ns = format!("bench{}sc{conc}", std::process::id());
     let sock = std::env::temp_dir().join(format!("asya-bench-sc-{}-{conc}", std::process::id()));
     let rt = spawn_runtime(&args.python, handlers, &sock, conc)?;
@@ -316,7 +326,7 @@ async fn bench_sidecar(args: &Args, handlers: &PathBuf, conc: usize) -> Result<S
     for i in 0..3 {
         cpu_us[i] = after[i].saturating_sub(before[i]) as f64 / 1000.0 / args.messages as f64;
     }
-    let lat = latency(&publisher, &sink, "a", args.latency_samples).await?;
+    let lat = latency(&publisher, &sink, "a", samples).await?;
     let rss_kb = vm_hwm_kb(pid).unwrap_or(0);
     let _ = std::fs::remove_dir_all(&sock);
     Ok(SidecarRun {
@@ -348,11 +358,32 @@ async fn main() -> Result<()> {
     let mut rows = Vec::new();
     for &conc in &args.concurrency {
         let rt = bench_runtime(&args, &handlers, conc).await?;
-        let (raw, raw_broker_us, raw_lat) = bench_raw(&args, conc, args.latency_samples).await?;
-        let sc = bench_sidecar(&args, &handlers, conc).await?;
+        let mut raws = Vec::new();
+        let mut scs = Vec::new();
+        for pair in 0..args.pairs.max(1) {
+            let samples = if pair == 0 { args.latency_samples } else { 0 };
+            raws.push(bench_raw(&args, conc, samples).await?);
+            scs.push(bench_sidecar(&args, &handlers, conc, samples).await?);
+            eprintln!(
+                "concurrency {conc}, pair {}: sidecar {:.0} msg/s, raw {:.0}, ratio {:.2}",
+                pair + 1,
+                scs[pair].rate,
+                raws[pair].0,
+                scs[pair].rate / raws[pair].0
+            );
+        }
+        // Latencies come from the first pair; rates, CPU and RSS from the median run.
+        let raw_lat = std::mem::take(&mut raws[0].2);
+        let sc_lat = std::mem::take(&mut scs[0].latency);
+        raws.sort_by(|a, b| a.0.total_cmp(&b.0));
+        scs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let (raw, raw_broker_us, _) = raws.swap_remove(raws.len() / 2);
+        let mut sc = scs.swap_remove(scs.len() / 2);
+        sc.latency = sc_lat;
         eprintln!(
-            "concurrency {conc}: sidecar {:.0} msg/s, raw {raw:.0}, runtime alone {rt:.0}",
-            sc.rate
+            "concurrency {conc}: sidecar {:.0} msg/s, raw {raw:.0}, runtime alone {rt:.0} (medians of {} pairs)",
+            sc.rate,
+            args.pairs.max(1)
         );
         rows.push((conc, sc, raw, raw_broker_us, rt, raw_lat));
     }
