@@ -221,7 +221,7 @@ fn every_runnable_block_of_the_docs_exits_zero_and_prints_what_the_doc_shows() {
 fn help_examples() -> Vec<(String, String)> {
     let asya = env!("CARGO_BIN_EXE_asya");
     let mut out = Vec::new();
-    let subcommands = [
+    let mut subcommands = vec![
         "",
         "render",
         "validate",
@@ -229,9 +229,13 @@ fn help_examples() -> Vec<(String, String)> {
         "crd",
         "completions",
         "krm",
-        "controller",
         "diff",
     ];
+    // Only in builds with the controller feature (the default); the render-only
+    // build (`--no-default-features`) has no such subcommand.
+    if cfg!(feature = "controller") {
+        subcommands.push("controller");
+    }
     for sub in subcommands {
         let mut cmd = Command::new(asya);
         if !sub.is_empty() {
