@@ -36,30 +36,26 @@ fn corpus() -> Vec<Value> {
 /// A candidate: objects in, YAML stream out.
 type Emit = fn(&[Value]) -> String;
 
+/// A stream of documents, each printed by `one` (an emitter of one value).
+fn stream<E>(objects: &[Value], one: impl Fn(&Value) -> Result<String, E>) -> String {
+    let mut out = String::new();
+    for v in objects {
+        out.push_str("---\n");
+        out.push_str(&one(v).unwrap_or_default());
+    }
+    out
+}
+
 fn main() {
     let objects = corpus();
     let candidates: [(&str, Emit); 4] = [
-        ("serde_norway", |o| {
-            let mut out = String::new();
-            for v in o {
-                out.push_str("---\n");
-                out.push_str(&serde_norway::to_string(v).unwrap_or_default());
-            }
-            out
-        }),
+        ("serde_norway", |o| stream(o, serde_norway::to_string)),
         ("asya direct (emit.rs)", |o| asya_render::to_yaml_stream(o)),
         (
             "yaml-rust2 YamlEmitter",
             asya_render::yaml_out::to_yaml_stream_fast,
         ),
-        ("serde-saphyr", |o| {
-            let mut out = String::new();
-            for v in o {
-                out.push_str("---\n");
-                out.push_str(&serde_saphyr::to_string(v).unwrap_or_default());
-            }
-            out
-        }),
+        ("serde-saphyr", |o| stream(o, serde_saphyr::to_string)),
     ];
     assert_eq!(
         candidates[0].1(&objects),
