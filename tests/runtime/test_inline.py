@@ -26,6 +26,18 @@ def test_sync_handler_uses_a_worker_thread_above_concurrency_1(start_runtime):
     assert frames(out)[0]["payload"] == {"main_thread": False}, out
 
 
+def test_sync_handler_runs_on_its_connections_own_thread_above_concurrency_1(start_runtime):
+    # Threaded mode: the thread that serves a connection calls the handler (no pool).
+    rt = start_runtime("inline.thread_of", env={"ASYA_RUNTIME_CONCURRENCY": "2"})
+    with rt.client() as a, rt.client() as b:
+        on_a = [frames(a.invoke(envelope(None)))[0]["payload"] for _ in range(3)]
+        on_b = [frames(b.invoke(envelope(None)))[0]["payload"] for _ in range(3)]
+    assert all(p["thread"] == "asya-conn" for p in on_a + on_b), (on_a, on_b)
+    assert {p["ident"] for p in on_a} == {on_a[0]["ident"]}, on_a
+    assert {p["ident"] for p in on_b} == {on_b[0]["ident"]}, on_b
+    assert on_a[0]["ident"] != on_b[0]["ident"]
+
+
 def test_handler_can_time_itself_out_with_sigalrm(start_runtime):
     rt = start_runtime("inline.alarm_timeout", env={"ASYA_RUNTIME_CONCURRENCY": "1"})
     with rt.client() as c:

@@ -1,4 +1,4 @@
-"""Handlers that only work when called on the main thread (concurrency 1)."""
+"""Handlers that depend on, or report, the thread they are called on."""
 
 import signal
 import threading
@@ -46,3 +46,7 @@ async def async_blocks_loop(payload):
     """An async handler that never awaits: the event loop cannot cancel it."""
     time.sleep(payload["sleep"])
     return {"slept": payload["sleep"]}
+
+
+def thread_of(payload):
+    return {"thread": threading.current_thread().name, "ident": threading.get_ident()}
