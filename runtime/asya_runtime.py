@@ -864,7 +864,7 @@ class _Invocation:
         self.deadline_ms = deadline_ms
         self.writer = writer
         self.expired = False
-        self.in_thread = False  # a sync handler runs in the pool and cannot be stopped
+        self.in_thread = False  # a sync handler runs on a thread (pool or its connection's) and cannot be stopped
         self.answered = False  # threaded mode: its terminal response was written (by whom decides the race)
 
 
