@@ -433,29 +433,29 @@ fn defaults(
         .and_then(Value::as_bool)
         .unwrap_or(true);
     // Full paths (not formatted per actor), walked without splitting them into a vector;
-    // each value moves into the spec when set.
-    let mut defaults: Vec<(&str, Value)> = vec![
-        ("spec.transport", json!(default_transport)),
-        ("spec.imagePullPolicy", json!("IfNotPresent")),
-        ("spec.pythonExecutable", json!("python3")),
-        ("spec.concurrency", json!(1)),
-        ("spec.terminationGracePeriodSeconds", json!(30)),
-        ("spec.scaling.enabled", json!(true)),
-        ("spec.resiliency.actorTimeout", json!("5m")),
-        ("spec.workload.kind", json!("Deployment")),
+    // a value is built only where it is set.
+    let common: [(&str, DefaultValue); 8] = [
+        ("spec.transport", DefaultValue::Str(default_transport)),
+        ("spec.imagePullPolicy", DefaultValue::Str("IfNotPresent")),
+        ("spec.pythonExecutable", DefaultValue::Str("python3")),
+        ("spec.concurrency", DefaultValue::Int(1)),
+        ("spec.terminationGracePeriodSeconds", DefaultValue::Int(30)),
+        ("spec.scaling.enabled", DefaultValue::Bool(true)),
+        ("spec.resiliency.actorTimeout", DefaultValue::Str("5m")),
+        ("spec.workload.kind", DefaultValue::Str("Deployment")),
     ];
-    if scaling_enabled {
-        defaults.extend([
-            ("spec.scaling.minReplicaCount", json!(0)),
-            ("spec.scaling.maxReplicaCount", json!(10)),
-            ("spec.scaling.queueLength", json!(5)),
-            ("spec.scaling.pollingInterval", json!(polling)),
-            ("spec.scaling.cooldownPeriod", json!(cooldown)),
-        ]);
+    let scaling: &[(&str, DefaultValue)] = if scaling_enabled {
+        &[
+            ("spec.scaling.minReplicaCount", DefaultValue::Int(0)),
+            ("spec.scaling.maxReplicaCount", DefaultValue::Int(10)),
+            ("spec.scaling.queueLength", DefaultValue::Int(5)),
+            ("spec.scaling.pollingInterval", DefaultValue::Int(polling)),
+            ("spec.scaling.cooldownPeriod", DefaultValue::Int(cooldown)),
+        ]
     } else {
-        defaults.push(("spec.replicas", json!(1)));
-    }
-    for (path, value) in defaults {
+        &[("spec.replicas", DefaultValue::Int(1))]
+    };
+    for (path, value) in common.iter().chain(scaling) {
         let rest = path.strip_prefix("spec.").unwrap_or(path);
         if let Some(v) = set_default(spec, rest, value)
             && let Some(p) = prov.as_deref_mut()
@@ -465,23 +465,43 @@ fn defaults(
     }
 }
 
+/// A default value, made a JSON value only where it is set.
+enum DefaultValue<'a> {
+    Str(&'a str),
+    Int(u64),
+    Bool(bool),
+}
+
+impl DefaultValue<'_> {
+    fn value(&self) -> Value {
+        match self {
+            DefaultValue::Str(s) => Value::from(*s),
+            DefaultValue::Int(i) => Value::from(*i),
+            DefaultValue::Bool(b) => Value::from(*b),
+        }
+    }
+}
+
 /// Sets `value` at the dotted `path` when absent; returns it when it was set.
-fn set_default<'m>(map: &'m mut Map<String, Value>, path: &str, value: Value) -> Option<&'m Value> {
+fn set_default<'m>(
+    map: &'m mut Map<String, Value>,
+    path: &str,
+    value: &DefaultValue<'_>,
+) -> Option<&'m Value> {
+    // `entry` hashes the key once and copies it into a string: cheaper than looking it up
+    // and then inserting it (two hashes), since most defaults are absent.
     match path.split_once('.') {
         None if path.is_empty() => None,
-        None => {
-            if map.contains_key(path) {
-                None
-            } else {
-                Some(map.entry(path).or_insert(value))
-            }
-        }
-        Some((first, rest)) => {
-            // Looked up before inserting: `entry` would copy the key every time.
-            if !map.contains_key(first) {
-                map.insert(first.to_string(), json!({}));
-            }
-            set_default(map.get_mut(first)?.as_object_mut()?, rest, value)
-        }
+        None => match map.entry(path) {
+            serde_json::map::Entry::Vacant(e) => Some(e.insert(value.value())),
+            serde_json::map::Entry::Occupied(_) => None,
+        },
+        Some((first, rest)) => set_default(
+            map.entry(first)
+                .or_insert_with(|| json!({}))
+                .as_object_mut()?,
+            rest,
+            value,
+        ),
     }
 }
