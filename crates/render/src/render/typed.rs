@@ -130,24 +130,41 @@ const SHAPES: usize = 256;
 /// shapes write the same bytes), nesting, list lengths, the kind of each scalar.
 fn shape(v: &Value, out: &mut Vec<u8>) {
     match v {
-        Value::Null => out.push(b'0'),
-        Value::Bool(_) => out.push(b'b'),
-        Value::Number(_) => out.push(b'n'),
-        Value::String(_) => out.push(b's'),
         Value::Array(a) => {
             out.push(b'[');
-            a.iter().for_each(|x| shape(x, out));
+            for x in a {
+                shape_of_member(x, out);
+            }
             out.push(b']');
         }
         Value::Object(m) => {
             out.push(b'{');
             for (k, x) in m {
-                out.extend_from_slice(&k.len().to_le_bytes());
+                // Keys are short: one byte of length, or 255 and the whole length.
+                match u8::try_from(k.len()) {
+                    Ok(n) if n < u8::MAX => out.push(n),
+                    _ => {
+                        out.push(u8::MAX);
+                        out.extend_from_slice(&k.len().to_le_bytes());
+                    }
+                }
                 out.extend_from_slice(k.as_bytes());
-                shape(x, out);
+                shape_of_member(x, out);
             }
             out.push(b'}');
         }
+        _ => shape_of_member(v, out),
+    }
+}
+
+/// A scalar's kind without a call per scalar (most members are scalars).
+fn shape_of_member(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.push(b'0'),
+        Value::Bool(_) => out.push(b'b'),
+        Value::Number(_) => out.push(b'n'),
+        Value::String(_) => out.push(b's'),
+        Value::Array(_) | Value::Object(_) => shape(v, out),
     }
 }
 
