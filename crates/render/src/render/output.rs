@@ -223,3 +223,36 @@ pub fn canonicalize(v: &mut Value) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The duplicate found while canonicalising is reported with its path.
+    #[test]
+    fn a_key_twice_in_a_merged_list_is_an_error_naming_the_item() {
+        let stamp = Stamp::new(
+            "a.yaml".into(),
+            "ns".into(),
+            BTreeMap::new(),
+            "applyset-x-v1".into(),
+            false,
+        );
+        let obj = |second: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"},
+                "spec": {"template": {"spec": {"containers": [{"name": "c",
+                    "env": [{"name": "X", "value": null}, {"name": second}]}]}}}})
+        };
+        let mut ok = obj("Y");
+        stamp.finish(&mut ok, "t.j2").expect("no duplicate");
+        assert_eq!(
+            ok["spec"]["template"]["spec"]["containers"][0]["env"][0],
+            json!({"name": "X"})
+        );
+        let e = stamp.finish(&mut obj("X"), "t.j2").expect_err("duplicate");
+        assert_eq!(
+            e.path,
+            "Deployment/a spec.template.spec.containers[0].env[1]"
+        );
+    }
+}
