@@ -34,12 +34,83 @@ impl fmt::Display for Origin {
 }
 
 /// Dotted path of every leaf (`spec.scaling.minReplicaCount`, `spec.env[0].value`) → origin.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Provenance(pub BTreeMap<String, Origin>);
+///
+/// Built when first read (`asya explain`, `asya diff`, an error naming a flavor's file), not
+/// with every render: it keeps the merge's inputs and merges them again, recording. Most
+/// renders never read it, and recording cost a path string per leaf.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    inputs: std::sync::Arc<MergeInputs>,
+    leaves: std::sync::OnceLock<Leaves>,
+}
+
+/// What [`merge`] and [`apply_defaults`] were given.
+#[derive(Debug)]
+struct MergeInputs {
+    /// Each flavor's name and normalised spec, in listed order.
+    flavors: Vec<(String, Map<String, Value>)>,
+    actor: Map<String, Value>,
+    default_transport: String,
+    legacy: bool,
+}
 
 impl Provenance {
     /// Origin of `path` or of the closest recorded ancestor/descendant.
     pub fn origin_of(&self, path: &str) -> Option<&Origin> {
+        self.built().origin_of(path)
+    }
+
+    /// Every recorded leaf and its origin, by path.
+    pub fn leaves(&self) -> &BTreeMap<String, Origin> {
+        &self.built().0
+    }
+
+    fn built(&self) -> &Leaves {
+        self.leaves.get_or_init(|| {
+            let i = &*self.inputs;
+            let flavors: Vec<FlavorInput<'_>> = i
+                .flavors
+                .iter()
+                .map(|(name, spec)| FlavorInput { name, spec })
+                .collect();
+            let mut m = Merger {
+                prov: Some(Leaves::default()),
+                errs: &mut Diagnostics::default(),
+                actor_file: "",
+            };
+            let mut merged = m.merge_all(&flavors, &i.actor);
+            let mut leaves = m.prov.unwrap_or_default();
+            defaults(
+                &mut merged,
+                &i.default_transport,
+                i.legacy,
+                Some(&mut leaves),
+            );
+            leaves
+        })
+    }
+}
+
+impl PartialEq for Provenance {
+    fn eq(&self, other: &Self) -> bool {
+        self.leaves() == other.leaves()
+    }
+}
+
+impl Eq for Provenance {}
+
+impl Serialize for Provenance {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.leaves().serialize(s)
+    }
+}
+
+/// The provenance map itself (see [`Provenance`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Leaves(BTreeMap<String, Origin>);
+
+impl Leaves {
+    fn origin_of(&self, path: &str) -> Option<&Origin> {
         if let Some(o) = self.0.get(path) {
             return Some(o);
         }
@@ -133,7 +204,8 @@ pub(crate) struct FlavorInput<'a> {
 }
 
 struct Merger<'e> {
-    prov: Provenance,
+    /// `None`: not recording (see [`Provenance`]).
+    prov: Option<Leaves>,
     errs: &'e mut Diagnostics,
     actor_file: &'e str,
 }
@@ -163,10 +235,37 @@ impl Merger<'_> {
                 Some(dv) => self.merge(dv, v, &child, k, origin, actor),
                 None => {
                     d.insert(k.clone(), v.clone());
-                    self.prov.record(&child, v, origin);
+                    if let Some(p) = &mut self.prov {
+                        p.record(&child, v, origin);
+                    }
                 }
             }
         }
+    }
+
+    /// Who set `path` before; only asked while recording (see [`merge`]).
+    fn first_origin(&self, path: &str) -> Option<Origin> {
+        self.prov.as_ref().and_then(|p| p.origin_of(path)).cloned()
+    }
+
+    fn merge_all(
+        &mut self,
+        flavors: &[FlavorInput<'_>],
+        actor: &Map<String, Value>,
+    ) -> Map<String, Value> {
+        // Map to map: the inputs are read in place (wrapping them as values copied each one).
+        let mut merged = Map::new();
+        for f in flavors {
+            self.merge_maps(
+                &mut merged,
+                f.spec,
+                "spec",
+                &Origin::Flavor(f.name.to_string()),
+                false,
+            );
+        }
+        self.merge_maps(&mut merged, actor, "spec", &Origin::Actor, true);
+        merged
     }
 
     fn conflict(&mut self, path: &str, first: Option<&Origin>, second: &Origin, what: &str) {
@@ -209,11 +308,13 @@ impl Merger<'_> {
                         Some(i) => {
                             let item_path = format!("{path}[{i}]");
                             if actor {
-                                self.prov.remove_under(&item_path);
                                 d[i] = item.clone();
-                                self.prov.record(&item_path, item, origin);
+                                if let Some(p) = &mut self.prov {
+                                    p.remove_under(&item_path);
+                                    p.record(&item_path, item, origin);
+                                }
                             } else if d[i] != *item {
-                                let first = self.prov.origin_of(&item_path).cloned();
+                                let first = self.first_origin(&item_path);
                                 let what = format!(
                                     "{path} item {}={} differently",
                                     id_key.unwrap_or("name"),
@@ -223,9 +324,10 @@ impl Merger<'_> {
                             }
                         }
                         None => {
-                            let item_path = format!("{path}[{}]", d.len());
+                            if let Some(p) = &mut self.prov {
+                                p.record(&format!("{path}[{}]", d.len()), item, origin);
+                            }
                             d.push(item.clone());
-                            self.prov.record(&item_path, item, origin);
                         }
                     }
                 }
@@ -235,15 +337,17 @@ impl Merger<'_> {
             {
                 if actor {
                     *d = s.clone();
-                    self.prov.remove_under(path);
-                    self.prov.record(path, s, origin);
+                    if let Some(p) = &mut self.prov {
+                        p.remove_under(path);
+                        p.record(path, s, origin);
+                    }
                 } else {
-                    let first = self.prov.origin_of(path).cloned();
+                    let first = self.first_origin(path);
                     self.conflict(path, first.as_ref(), origin, "this value");
                 }
             }
             (d, s) => {
-                let first = self.prov.origin_of(path).cloned();
+                let first = self.first_origin(path);
                 let msg = format!(
                     "expected {} here (as set by {}), got {}",
                     crate::api::type_name(d),
@@ -259,30 +363,30 @@ impl Merger<'_> {
 }
 
 /// Merges the flavors in order, then the actor's spec. Errors go to `errs`.
+/// Provenance is not recorded (see [`Provenance`]): only when the merge fails is it merged
+/// again, recording, for the messages to name the flavor that set a value first.
 pub(crate) fn merge(
     flavors: &[FlavorInput<'_>],
     actor: &Map<String, Value>,
     actor_file: &str,
     errs: &mut Diagnostics,
-) -> (Map<String, Value>, Provenance) {
+) -> Map<String, Value> {
+    let mut first = Diagnostics::default();
     let mut m = Merger {
-        prov: Provenance::default(),
+        prov: None,
+        errs: &mut first,
+        actor_file,
+    };
+    let merged = m.merge_all(flavors, actor);
+    if first.is_empty() {
+        return merged;
+    }
+    let mut m = Merger {
+        prov: Some(Leaves::default()),
         errs,
         actor_file,
     };
-    // Map to map: the inputs are read in place (wrapping them as values copied each one).
-    let mut merged = Map::new();
-    for f in flavors {
-        m.merge_maps(
-            &mut merged,
-            f.spec,
-            "spec",
-            &Origin::Flavor(f.name.to_string()),
-            false,
-        );
-    }
-    m.merge_maps(&mut merged, actor, "spec", &Origin::Actor, true);
-    (merged, m.prov)
+    m.merge_all(flavors, actor)
 }
 
 /// KEDA polling and cooldown seconds the operator-era CRD defaulted to (the flat shape's
@@ -291,12 +395,32 @@ pub(crate) const LEGACY_POLLING_COOLDOWN: (u64, u64) = (10, 60);
 
 /// Documented defaults (DESIGN §3), applied after merging so that they never beat a flavor.
 /// `legacy`: the actor uses the operator-era shape, whose CRD defaulted KEDA's polling to
-/// 10 s and cooldown to 60 s (the flat shape's are 30 s and 300 s).
+/// 10 s and cooldown to 60 s (the flat shape's are 30 s and 300 s). Returns the provenance
+/// of the whole merge, built from these inputs when first read.
 pub(crate) fn apply_defaults(
     spec: &mut Map<String, Value>,
     default_transport: &str,
     legacy: bool,
-    prov: &mut Provenance,
+    flavors: Vec<(String, Map<String, Value>)>,
+    actor: Map<String, Value>,
+) -> Provenance {
+    defaults(spec, default_transport, legacy, None);
+    Provenance {
+        inputs: std::sync::Arc::new(MergeInputs {
+            flavors,
+            actor,
+            default_transport: default_transport.to_string(),
+            legacy,
+        }),
+        leaves: std::sync::OnceLock::new(),
+    }
+}
+
+fn defaults(
+    spec: &mut Map<String, Value>,
+    default_transport: &str,
+    legacy: bool,
+    mut prov: Option<&mut Leaves>,
 ) {
     let (polling, cooldown) = if legacy {
         LEGACY_POLLING_COOLDOWN
@@ -309,53 +433,75 @@ pub(crate) fn apply_defaults(
         .and_then(Value::as_bool)
         .unwrap_or(true);
     // Full paths (not formatted per actor), walked without splitting them into a vector;
-    // each value moves into the spec when set.
-    let mut defaults: Vec<(&str, Value)> = vec![
-        ("spec.transport", json!(default_transport)),
-        ("spec.imagePullPolicy", json!("IfNotPresent")),
-        ("spec.pythonExecutable", json!("python3")),
-        ("spec.concurrency", json!(1)),
-        ("spec.terminationGracePeriodSeconds", json!(30)),
-        ("spec.scaling.enabled", json!(true)),
-        ("spec.resiliency.actorTimeout", json!("5m")),
-        ("spec.workload.kind", json!("Deployment")),
+    // a value is built only where it is set.
+    let common: [(&str, DefaultValue); 8] = [
+        ("spec.transport", DefaultValue::Str(default_transport)),
+        ("spec.imagePullPolicy", DefaultValue::Str("IfNotPresent")),
+        ("spec.pythonExecutable", DefaultValue::Str("python3")),
+        ("spec.concurrency", DefaultValue::Int(1)),
+        ("spec.terminationGracePeriodSeconds", DefaultValue::Int(30)),
+        ("spec.scaling.enabled", DefaultValue::Bool(true)),
+        ("spec.resiliency.actorTimeout", DefaultValue::Str("5m")),
+        ("spec.workload.kind", DefaultValue::Str("Deployment")),
     ];
-    if scaling_enabled {
-        defaults.extend([
-            ("spec.scaling.minReplicaCount", json!(0)),
-            ("spec.scaling.maxReplicaCount", json!(10)),
-            ("spec.scaling.queueLength", json!(5)),
-            ("spec.scaling.pollingInterval", json!(polling)),
-            ("spec.scaling.cooldownPeriod", json!(cooldown)),
-        ]);
+    let scaling: &[(&str, DefaultValue)] = if scaling_enabled {
+        &[
+            ("spec.scaling.minReplicaCount", DefaultValue::Int(0)),
+            ("spec.scaling.maxReplicaCount", DefaultValue::Int(10)),
+            ("spec.scaling.queueLength", DefaultValue::Int(5)),
+            ("spec.scaling.pollingInterval", DefaultValue::Int(polling)),
+            ("spec.scaling.cooldownPeriod", DefaultValue::Int(cooldown)),
+        ]
     } else {
-        defaults.push(("spec.replicas", json!(1)));
-    }
-    for (path, value) in defaults {
+        &[("spec.replicas", DefaultValue::Int(1))]
+    };
+    for (path, value) in common.iter().chain(scaling) {
         let rest = path.strip_prefix("spec.").unwrap_or(path);
-        if let Some(v) = set_default(spec, rest, value) {
-            prov.record(path, v, &Origin::Default);
+        if let Some(v) = set_default(spec, rest, value)
+            && let Some(p) = prov.as_deref_mut()
+        {
+            p.record(path, v, &Origin::Default);
+        }
+    }
+}
+
+/// A default value, made a JSON value only where it is set.
+enum DefaultValue<'a> {
+    Str(&'a str),
+    Int(u64),
+    Bool(bool),
+}
+
+impl DefaultValue<'_> {
+    fn value(&self) -> Value {
+        match self {
+            DefaultValue::Str(s) => Value::from(*s),
+            DefaultValue::Int(i) => Value::from(*i),
+            DefaultValue::Bool(b) => Value::from(*b),
         }
     }
 }
 
 /// Sets `value` at the dotted `path` when absent; returns it when it was set.
-fn set_default<'m>(map: &'m mut Map<String, Value>, path: &str, value: Value) -> Option<&'m Value> {
+fn set_default<'m>(
+    map: &'m mut Map<String, Value>,
+    path: &str,
+    value: &DefaultValue<'_>,
+) -> Option<&'m Value> {
+    // `entry` hashes the key once and copies it into a string: cheaper than looking it up
+    // and then inserting it (two hashes), since most defaults are absent.
     match path.split_once('.') {
         None if path.is_empty() => None,
-        None => {
-            if map.contains_key(path) {
-                None
-            } else {
-                Some(map.entry(path).or_insert(value))
-            }
-        }
-        Some((first, rest)) => {
-            // Looked up before inserting: `entry` would copy the key every time.
-            if !map.contains_key(first) {
-                map.insert(first.to_string(), json!({}));
-            }
-            set_default(map.get_mut(first)?.as_object_mut()?, rest, value)
-        }
+        None => match map.entry(path) {
+            serde_json::map::Entry::Vacant(e) => Some(e.insert(value.value())),
+            serde_json::map::Entry::Occupied(_) => None,
+        },
+        Some((first, rest)) => set_default(
+            map.entry(first)
+                .or_insert_with(|| json!({}))
+                .as_object_mut()?,
+            rest,
+            value,
+        ),
     }
 }

@@ -34,6 +34,23 @@ pub(crate) struct Duplicate {
     pub key: String,
 }
 
+/// The fields that key the list named `name`, if Kubernetes merges it by key.
+pub(crate) fn keyed_list(name: &str) -> Option<&'static [&'static str]> {
+    KEYED_LISTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, fields)| *fields)
+}
+
+/// Whether two items of `items` have the same key (the error is then built by
+/// [`duplicate_keys`], which also finds the path).
+pub(crate) fn has_duplicate(items: &[Value], fields: &[&str]) -> bool {
+    let flat = keys(items, fields);
+    let n = fields.len();
+    let key_of = |i: usize| items[i].is_object().then(|| &flat[i * n..(i + 1) * n]);
+    (0..items.len()).any(|i| key_of(i).is_some_and(|k| (0..i).any(|j| key_of(j) == Some(k))))
+}
+
 /// Every duplicate key in every keyed list of `obj`.
 pub(crate) fn duplicate_keys(obj: &Value) -> Vec<Duplicate> {
     let mut out = Vec::new();
@@ -80,18 +97,8 @@ fn walk<'a>(v: &'a Value, steps: &mut Vec<Step<'a>>, out: &mut Vec<Duplicate>) {
 fn check_list(items: &[Value], fields: &[&str], steps: &[Step<'_>], out: &mut Vec<Duplicate>) {
     // Each item's key is looked up once (map lookups hash); lists are short (a few
     // containers, a few dozen env vars), so comparing the keys pairwise is cheapest.
-    // Lists of scalars are not keyed: such items get no key.
-    // The keys of all items in one buffer, `fields.len()` per item (a vector per item cost
-    // an allocation each).
     let n = fields.len();
-    let mut flat: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(items.len() * n);
-    for item in items {
-        if item.is_object() {
-            flat.extend(fields.iter().map(|f| field(item, f)));
-        } else {
-            flat.extend(std::iter::repeat_n(std::borrow::Cow::Borrowed(""), n));
-        }
-    }
+    let flat = keys(items, fields);
     let key_of = |i: usize| items[i].is_object().then(|| &flat[i * n..(i + 1) * n]);
     for i in 0..items.len() {
         let Some(key) = key_of(i) else { continue };
@@ -109,6 +116,21 @@ fn check_list(items: &[Value], fields: &[&str], steps: &[Step<'_>], out: &mut Ve
             });
         }
     }
+}
+
+/// The keys of all items in one buffer, `fields.len()` per item (a vector per item cost an
+/// allocation each). Lists of scalars are not keyed: such items get no key.
+fn keys<'a>(items: &'a [Value], fields: &[&str]) -> Vec<std::borrow::Cow<'a, str>> {
+    let n = fields.len();
+    let mut flat = Vec::with_capacity(items.len() * n);
+    for item in items {
+        if item.is_object() {
+            flat.extend(fields.iter().map(|f| field(item, f)));
+        } else {
+            flat.extend(std::iter::repeat_n(std::borrow::Cow::Borrowed(""), n));
+        }
+    }
+    flat
 }
 
 /// One key field of a list item as text; `protocol` defaults to TCP as in Kubernetes.

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::context::member;
 use super::labels::{APPLYSET_PART_OF, component_of};
-use super::listmaps::duplicate_keys;
+use super::listmaps::{duplicate_keys, has_duplicate, keyed_list};
 use super::s;
 use crate::error::{Error, invalid, template};
 
@@ -117,7 +117,11 @@ impl Stamp {
             set(l, COMPONENT, component);
             set(l, APPLYSET_PART_OF, &self.applyset_id);
         }
-        canonicalize(obj);
+        // Duplicate keys looked for in the same walk; their path is found only when there
+        // are some.
+        if !canonicalize_finding_duplicates(obj) {
+            return Ok(());
+        }
         let name = obj
             .as_object()
             .and_then(|m| member(m, "metadata"))
@@ -166,6 +170,40 @@ pub(crate) fn sort_keys(v: &mut Value) {
     }
 }
 
+/// [`canonicalize`], and whether a list Kubernetes merges by key holds one key twice
+/// (see `listmaps`). Scalars are not visited.
+fn canonicalize_finding_duplicates(v: &mut Value) -> bool {
+    let mut found = false;
+    match v {
+        Value::Object(m) => {
+            if m.values().any(Value::is_null) {
+                m.retain(|_, v| !v.is_null());
+            }
+            if !m.keys().is_sorted() {
+                m.sort_keys();
+            }
+            for (k, x) in m.iter_mut() {
+                if let Value::Array(items) = x
+                    && !found
+                    && let Some(fields) = keyed_list(k)
+                {
+                    found = has_duplicate(items, fields);
+                }
+                if x.is_object() || x.is_array() {
+                    found |= canonicalize_finding_duplicates(x);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for x in a.iter_mut().filter(|x| x.is_object() || x.is_array()) {
+                found |= canonicalize_finding_duplicates(x);
+            }
+        }
+        _ => {}
+    }
+    found
+}
+
 /// Recursively sorts keys and drops `null` members, so output bytes depend only on content.
 /// In place: `sort_keys` reorders the map's entries without rebuilding it.
 pub fn canonicalize(v: &mut Value) {
@@ -183,5 +221,38 @@ pub fn canonicalize(v: &mut Value) {
         }
         Value::Array(a) => a.iter_mut().for_each(canonicalize),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The duplicate found while canonicalising is reported with its path.
+    #[test]
+    fn a_key_twice_in_a_merged_list_is_an_error_naming_the_item() {
+        let stamp = Stamp::new(
+            "a.yaml".into(),
+            "ns".into(),
+            BTreeMap::new(),
+            "applyset-x-v1".into(),
+            false,
+        );
+        let obj = |second: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"},
+                "spec": {"template": {"spec": {"containers": [{"name": "c",
+                    "env": [{"name": "X", "value": null}, {"name": second}]}]}}}})
+        };
+        let mut ok = obj("Y");
+        stamp.finish(&mut ok, "t.j2").expect("no duplicate");
+        assert_eq!(
+            ok["spec"]["template"]["spec"]["containers"][0]["env"][0],
+            json!({"name": "X"})
+        );
+        let e = stamp.finish(&mut obj("X"), "t.j2").expect_err("duplicate");
+        assert_eq!(
+            e.path,
+            "Deployment/a spec.template.spec.containers[0].env[1]"
+        );
     }
 }

@@ -122,15 +122,19 @@ pub(super) fn resolve(
         .iter()
         .map(|(n, s)| FlavorInput { name: n, spec: s })
         .collect();
-    let (mut merged, mut prov) = merge::merge(&inputs, &actor.spec, file, &mut errs);
+    let mut merged = merge::merge(&inputs, &actor.spec, file, &mut errs);
     if errs.0.len() > own_errors {
         return Err(errs);
     }
-    merge::apply_defaults(
+    drop(inputs);
+    // Set by a flavor or the actor (merging skips nulls), before defaults fill it in.
+    let replicas_set = merged.contains_key("replicas");
+    let prov = merge::apply_defaults(
         &mut merged,
         &platform.default_transport,
         actor.legacy,
-        &mut prov,
+        flavor_specs,
+        actor.spec,
     );
 
     // 3. typed view of the merged spec.
@@ -156,9 +160,7 @@ pub(super) fn resolve(
         .as_ref()
         .and_then(|s| s.enabled)
         .unwrap_or(true)
-        && prov
-            .origin_of("spec.replicas")
-            .is_some_and(|o| *o != crate::merge::Origin::Default)
+        && replicas_set
     {
         warnings.push(
             "spec.replicas is ignored while scaling is enabled (KEDA owns the replica count)"

@@ -8,8 +8,14 @@
 //! type skipped: such a field is unknown to the type, a deserialisation error is a wrong
 //! type. (Serialising the typed value again and comparing, as before, found the same
 //! fields at twice the cost.)
+//!
+//! Which fields a type skips depends only on the object's shape (its keys, list lengths
+//! and kinds of values), not on the values themselves: every object is deserialised into
+//! its type (wrong values are errors), and `serde_ignored`, which copies every key into a
+//! string, runs once per shape; the shapes found clean are remembered.
 
-use std::sync::LazyLock;
+use std::collections::BTreeSet;
+use std::sync::{LazyLock, Mutex};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -71,28 +77,32 @@ fn round_trip<T: DeserializeOwned>(
     kind: &str,
     origin: &str,
 ) -> Result<(), Diagnostics> {
-    // Plain serde (through serde_ignored, which reports each field the type skipped) first;
-    // the path-tracking deserializer only to name a failure's field.
-    let mut unknown: Option<String> = None;
-    match serde_ignored::deserialize(obj, |p| {
-        unknown.get_or_insert_with(|| dotted(&p));
-    }) {
-        Ok(typed) => {
-            let _: T = typed;
-        }
-        Err(_) => {
-            let e = serde_path_to_error::deserialize::<_, T>(obj)
-                .err()
-                .map(|e| (e.path().to_string(), e.inner().to_string()))
-                .unwrap_or_default();
-            return Err(template(
-                origin,
-                &e.0,
-                format!("expected a valid {kind} field: {}", e.1),
-            )
-            .into());
-        }
+    // Plain serde first; the path-tracking deserializer only to name a failure's field.
+    if T::deserialize(obj).is_err() {
+        let e = serde_path_to_error::deserialize::<_, T>(obj)
+            .err()
+            .map(|e| (e.path().to_string(), e.inner().to_string()))
+            .unwrap_or_default();
+        return Err(template(
+            origin,
+            &e.0,
+            format!("expected a valid {kind} field: {}", e.1),
+        )
+        .into());
     }
+    let mut key = Vec::with_capacity(4096);
+    key.extend_from_slice(kind.as_bytes());
+    shape(obj, &mut key);
+    // A poisoned lock only means another render panicked; the set itself is whole.
+    let clean = || CLEAN_SHAPES.lock().unwrap_or_else(|e| e.into_inner());
+    if clean().contains(&key) {
+        return Ok(());
+    }
+    // serde_ignored reports each field the type skipped.
+    let mut unknown: Option<String> = None;
+    let typed: Result<T, _> = serde_ignored::deserialize(obj, |p| {
+        unknown.get_or_insert_with(|| dotted(&p));
+    });
     if let Some(path) = unknown {
         return Err(template(
             origin,
@@ -101,7 +111,61 @@ fn round_trip<T: DeserializeOwned>(
         )
         .into());
     }
+    let mut set = clean();
+    if typed.is_ok() && set.len() < SHAPES {
+        set.insert(key);
+    }
     Ok(())
+}
+
+/// Kind and shape of the objects in which `serde_ignored` found no unknown field (see the
+/// module doc); at most [`SHAPES`]. Ordered, not hashed: a lookup compares a few buffers.
+static CLEAN_SHAPES: LazyLock<Mutex<BTreeSet<Vec<u8>>>> =
+    LazyLock::new(|| Mutex::new(BTreeSet::new()));
+
+/// Bound of [`CLEAN_SHAPES`]: past it, new shapes are checked without being kept.
+const SHAPES: usize = 256;
+
+/// What decides which fields a type skips, written out: keys (length first, so that no two
+/// shapes write the same bytes), nesting, list lengths, the kind of each scalar.
+fn shape(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Array(a) => {
+            out.push(b'[');
+            for x in a {
+                shape_of_member(x, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(m) => {
+            out.push(b'{');
+            for (k, x) in m {
+                // Keys are short: one byte of length, or 255 and the whole length.
+                match u8::try_from(k.len()) {
+                    Ok(n) if n < u8::MAX => out.push(n),
+                    _ => {
+                        out.push(u8::MAX);
+                        out.extend_from_slice(&k.len().to_le_bytes());
+                    }
+                }
+                out.extend_from_slice(k.as_bytes());
+                shape_of_member(x, out);
+            }
+            out.push(b'}');
+        }
+        _ => shape_of_member(v, out),
+    }
+}
+
+/// A scalar's kind without a call per scalar (most members are scalars).
+fn shape_of_member(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.push(b'0'),
+        Value::Bool(_) => out.push(b'b'),
+        Value::Number(_) => out.push(b'n'),
+        Value::String(_) => out.push(b's'),
+        Value::Array(_) | Value::Object(_) => shape(v, out),
+    }
 }
 
 /// serde_ignored's path as ours: `spec.template.spec.containers[0].imagePulPolicy`.
@@ -163,6 +227,28 @@ mod tests {
             e.0[0].path, "spec.template.spec.containers[0].imagePulPolicy",
             "{e}"
         );
+    }
+
+    /// A shape found clean is remembered: a misspelt key makes another shape, checked anew,
+    /// and a wrong value in a remembered shape is still an error.
+    #[test]
+    fn a_remembered_shape_hides_neither_typos_nor_wrong_values() {
+        let d = |field: &str, time: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "a", "creationTimestamp": time},
+                "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", field: "Always"}]}}}})
+        };
+        let time = "2026-11-30T00:00:00Z";
+        for _ in 0..2 {
+            check_typed(&d("imagePullPolicy", time), "t.j2").expect("clean");
+        }
+        let e = check_typed(&d("imagePulPolicy", time), "t.j2").expect_err("typo");
+        assert_eq!(
+            e.0[0].path, "spec.template.spec.containers[0].imagePulPolicy",
+            "{e}"
+        );
+        let e = check_typed(&d("imagePullPolicy", "yesterday"), "t.j2").expect_err("not a time");
+        assert_eq!(e.0[0].path, "metadata.creationTimestamp", "{e}");
     }
 
     #[test]
