@@ -176,12 +176,7 @@ fn canonicalize_finding_duplicates(v: &mut Value) -> bool {
     let mut found = false;
     match v {
         Value::Object(m) => {
-            if m.values().any(Value::is_null) {
-                m.retain(|_, v| !v.is_null());
-            }
-            if !m.keys().is_sorted() {
-                m.sort_keys();
-            }
+            tidy(m);
             for (k, x) in m.iter_mut() {
                 if let Value::Array(items) = x
                     && !found
@@ -204,19 +199,23 @@ fn canonicalize_finding_duplicates(v: &mut Value) -> bool {
     found
 }
 
+/// Drops a map's `null` members and sorts its keys. Both rebuild the map's hash index: only
+/// when there is something to do (the skeletons and most context maps come sorted already).
+fn tidy(m: &mut Map<String, Value>) {
+    if m.values().any(Value::is_null) {
+        m.retain(|_, v| !v.is_null());
+    }
+    if !m.keys().is_sorted() {
+        m.sort_keys();
+    }
+}
+
 /// Recursively sorts keys and drops `null` members, so output bytes depend only on content.
 /// In place: `sort_keys` reorders the map's entries without rebuilding it.
 pub fn canonicalize(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            // Both rebuild the map's hash index: only when there is something to do (the
-            // skeletons and most context maps come sorted already).
-            if m.values().any(Value::is_null) {
-                m.retain(|_, v| !v.is_null());
-            }
-            if !m.keys().is_sorted() {
-                m.sort_keys();
-            }
+            tidy(m);
             m.values_mut().for_each(canonicalize);
         }
         Value::Array(a) => a.iter_mut().for_each(canonicalize),
