@@ -367,7 +367,13 @@ fn check_at(
                 }
             }
             for r in &s.required {
-                if !m.contains_key(r) || skip == Some(r.as_str()) {
+                // Keys compared in order, not hashed (SipHash): the mappings checked are small.
+                let present = if m.len() <= SMALL {
+                    m.keys().any(|k| k == r)
+                } else {
+                    m.contains_key(r)
+                };
+                if !present || skip == Some(r.as_str()) {
                     errs.push(schema(
                         file,
                         &At::Key(&at, r).path(),
