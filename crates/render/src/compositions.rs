@@ -116,7 +116,7 @@ impl Compositions {
                 // A handle on the context's JSON is kept as its path (the value moves later,
                 // see `Moves`); a value the template built itself goes through serde.
                 match value.downcast_object_ref::<JsonNode>() {
-                    Some(node) => Ref::Path(node.path().to_vec()),
+                    Some(node) => Ref::Path(node.path()),
                     None => Ref::Json(serde_json::to_value(value).unwrap_or(Json::Null)),
                 }
             } else if !value.is_safe() && *state.auto_escape() == AutoEscape::Json {

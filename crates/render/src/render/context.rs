@@ -128,13 +128,14 @@ impl Context {
 }
 
 /// The template context as templates see it: the JSON tree itself, not a copy. Each node
-/// a template touches is a (root, path) handle; a mapping or list a template prints is
-/// printed as its path, and moved from the tree into the output once every template has
-/// been rendered (see `compositions.rs`).
+/// a template touches is a handle: the root, or its parent's handle and one step (no path
+/// copied per node); a mapping or list a template prints is printed as its path, and moved
+/// from the tree into the output once every template has been rendered (see
+/// `compositions.rs`).
 #[derive(Debug)]
-pub(crate) struct JsonNode {
-    root: Arc<Value>,
-    path: Vec<Step>,
+pub(crate) enum JsonNode {
+    Root(Arc<Value>),
+    Child(Arc<JsonNode>, Step),
 }
 
 /// One step from the context's root to a node.
@@ -192,30 +193,33 @@ pub(crate) fn at_mut<'a>(root: &'a mut Value, path: &[Step]) -> Option<&'a mut V
 impl JsonNode {
     /// The whole context; the caller keeps the `Arc` to take the tree back afterwards.
     pub fn root(v: &Arc<Value>) -> minijinja::Value {
-        value_of(v, v, Vec::new)
+        minijinja::Value::from_object(JsonNode::Root(v.clone()))
     }
 
     /// The JSON value this handle stands for.
     pub fn json(&self) -> &Value {
-        at(&self.root, &self.path)
+        match self {
+            JsonNode::Root(v) => v,
+            JsonNode::Child(parent, step) => at(parent.json(), std::slice::from_ref(step)),
+        }
     }
 
     /// Where this handle points in the context.
-    pub fn path(&self) -> &[Step] {
-        &self.path
-    }
-
-    fn child_path(&self, step: Step) -> Vec<Step> {
-        let mut path = Vec::with_capacity(self.path.len() + 1);
-        path.extend_from_slice(&self.path);
-        path.push(step);
+    pub fn path(&self) -> Vec<Step> {
+        let mut path = Vec::new();
+        let mut node = self;
+        while let JsonNode::Child(parent, step) = node {
+            path.push(step.clone());
+            node = parent;
+        }
+        path.reverse();
         path
     }
 }
 
-/// `v` (found at `path` under `root`) as a minijinja value: a scalar as itself, a mapping or
-/// list as a handle. The path is only built for a handle: most lookups end at a scalar.
-fn value_of(root: &Arc<Value>, v: &Value, path: impl FnOnce() -> Vec<Step>) -> minijinja::Value {
+/// `v` (found at `step` under `parent`) as a minijinja value: a scalar as itself, a mapping
+/// or list as a handle. The step is only built for a handle: most lookups end at a scalar.
+fn value_of(parent: &Arc<JsonNode>, v: &Value, step: impl FnOnce() -> Step) -> minijinja::Value {
     match v {
         Value::Null => minijinja::Value::from(()),
         Value::Bool(b) => minijinja::Value::from(*b),
@@ -226,10 +230,9 @@ fn value_of(root: &Arc<Value>, v: &Value, path: impl FnOnce() -> Vec<Step>) -> m
             _ => minijinja::Value::from(()),
         },
         Value::String(s) => minijinja::Value::from(s.as_str()),
-        Value::Array(_) | Value::Object(_) => minijinja::Value::from_object(JsonNode {
-            root: root.clone(),
-            path: path(),
-        }),
+        Value::Array(_) | Value::Object(_) => {
+            minijinja::Value::from_object(JsonNode::Child(parent.clone(), step()))
+        }
     }
 }
 
@@ -246,19 +249,17 @@ impl Object for JsonNode {
             Value::Object(m) if m.len() <= SMALL => {
                 let k = key.as_str()?;
                 let (i, (_, v)) = m.iter().enumerate().find(|(_, (mk, _))| mk.as_str() == k)?;
-                Some(value_of(&self.root, v, || self.child_path(Step::Member(i))))
+                Some(value_of(self, v, || Step::Member(i)))
             }
             Value::Object(m) => {
                 let k = key.as_str()?;
                 let v = m.get(k)?;
-                Some(value_of(&self.root, v, || {
-                    self.child_path(Step::Key(k.to_string()))
-                }))
+                Some(value_of(self, v, || Step::Key(k.to_string())))
             }
             Value::Array(a) => {
                 let i = key.as_usize()?;
                 let v = a.get(i)?;
-                Some(value_of(&self.root, v, || self.child_path(Step::Index(i))))
+                Some(value_of(self, v, || Step::Index(i)))
             }
             _ => None,
         }
