@@ -897,6 +897,13 @@ def _error_bytes(exc: BaseException) -> bytes:
     return encode({"type": "error", "origin": "runtime", "error": error_info(exc)})
 
 
+def _too_large_bytes(length: int, max_bytes: int) -> bytes:
+    """Logs the refusal of a request frame over ASYA_MAX_FRAME_BYTES; the error to answer
+    before closing the connection."""
+    LOG.error("refusing a %d-byte request frame (ASYA_MAX_FRAME_BYTES=%d); closing the connection", length, max_bytes)
+    return _error_bytes(FrameTooLarge(f"request frame of {length} bytes exceeds ASYA_MAX_FRAME_BYTES={max_bytes}"))
+
+
 def _fly_bytes(value) -> bytes:
     try:
         return encode({"type": "upstream", "payload": value})
@@ -1187,9 +1194,7 @@ class Runtime:
                 return  # exiting after a timeout: close without a response (= not processed)
             (length,) = _HEADER.unpack(header)
             if length > max_bytes:
-                LOG.error("refusing a %d-byte request frame (ASYA_MAX_FRAME_BYTES=%d); closing the connection", length, max_bytes)
-                exc = FrameTooLarge(f"request frame of {length} bytes exceeds ASYA_MAX_FRAME_BYTES={max_bytes}")
-                writer.write(_error_bytes(exc))
+                writer.write(_too_large_bytes(length, max_bytes))
                 await writer.drain()
                 return
             body = await reader.readexactly(length)
@@ -1421,9 +1426,7 @@ class Runtime:
                     return  # closed; or exiting after a timeout: close unanswered (= not processed)
                 (length,) = _HEADER.unpack(header)
                 if length > max_bytes:
-                    LOG.error("refusing a %d-byte request frame (ASYA_MAX_FRAME_BYTES=%d); closing the connection", length, max_bytes)
-                    exc = FrameTooLarge(f"request frame of {length} bytes exceeds ASYA_MAX_FRAME_BYTES={max_bytes}")
-                    self._t_send(conn, _error_bytes(exc))
+                    self._t_send(conn, _too_large_bytes(length, max_bytes))
                     return
                 body = rfile.read(length)
                 if len(body) < length:

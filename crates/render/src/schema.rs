@@ -13,6 +13,7 @@ use crate::api::spec::ActorSpec;
 use crate::api::status::AsyncActorStatus;
 use crate::api::type_name;
 use crate::error::{Diagnostics, schema};
+use crate::render::{SMALL_MAP, member};
 
 /// Schema of `T` made structural for Kubernetes (no `$ref`, every node typed, no defaults).
 pub fn structural_schema_for<T: JsonSchema>() -> Value {
@@ -223,7 +224,7 @@ impl Checker {
         let props = self.properties.as_ref()?;
         // A few properties: comparing lengths first and bytes only on a tie beats the
         // ordered index, whose every comparison reads the bytes.
-        if props.len() <= SMALL {
+        if props.len() <= SMALL_MAP {
             return props.iter().find(|(name, _)| name == k).map(|(_, c)| c);
         }
         let i = *self.by_name.get(k)?;
@@ -245,9 +246,6 @@ impl Checker {
         }
     }
 }
-
-/// Properties up to which a schema's are searched in order rather than through its index.
-const SMALL: usize = 16;
 
 /// Reports every unknown field, wrong type and bad enum value of `value`.
 pub(crate) fn check(
@@ -367,13 +365,8 @@ fn check_at(
                 }
             }
             for r in &s.required {
-                // Keys compared in order, not hashed (SipHash): the mappings checked are small.
-                let present = if m.len() <= SMALL {
-                    m.keys().any(|k| k == r)
-                } else {
-                    m.contains_key(r)
-                };
-                if !present || skip == Some(r.as_str()) {
+                // `member`: keys compared in order, not hashed, in the small mappings checked.
+                if member(m, r).is_none() || skip == Some(r.as_str()) {
                     errs.push(schema(
                         file,
                         &At::Key(&at, r).path(),

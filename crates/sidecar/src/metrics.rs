@@ -231,17 +231,8 @@ impl Metrics {
             .inc();
     }
 
-    pub fn sent(&self, destination_queue: &str, message_type: &str) {
-        self.sent
-            .get_or_create(&SentLabels {
-                destination_queue: destination_queue.to_string(),
-                message_type: message_type.to_string(),
-            })
-            .inc();
-    }
-
-    /// [`Metrics::sent`] for a message to `actor`, whose queue `queue_of` names
-    /// (called the first time only).
+    /// One message published to `actor`, whose queue `queue_of` names (called only the
+    /// first time: the counter is resolved once per destination and message type).
     pub fn sent_to(
         &self,
         actor: &str,
@@ -365,8 +356,8 @@ mod tests {
         m.processed("success");
         m.failed("route_mismatch");
         m.runtime_error("ValueError");
-        m.sent("asya-ns-b", "routing");
-        m.sent_to("b", "routing", || "asya-ns-b".into()); // the same counter, resolved once
+        m.sent_to("b", "routing", || "asya-ns-b".into());
+        m.sent_to("b", "routing", || "asya-ns-b".into());
         m.observe_duration(0.01);
         m.handler_invocation("success");
         m.active_inc();

@@ -173,8 +173,9 @@ pub(crate) fn member<'a>(m: &'a serde_json::Map<String, Value>, k: &str) -> Opti
     }
 }
 
-/// Members up to which a mapping is searched in order rather than through its hash index.
-const SMALL: usize = 16;
+/// Members up to which a mapping is searched in order rather than through its hash index
+/// (also the spec schema's properties, `schema.rs`).
+pub(crate) const SMALL: usize = 16;
 
 /// The node at `path` under `root`, to move it out.
 pub(crate) fn at_mut<'a>(root: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {

@@ -46,7 +46,8 @@ use crate::error::{Diagnostics, platform as platform_err, template};
 
 use context::Context;
 pub(crate) use context::{
-    JsonNode, Step as ContextStep, at as context_at, at_mut as context_at_mut,
+    JsonNode, SMALL as SMALL_MAP, Step as ContextStep, at as context_at, at_mut as context_at_mut,
+    member,
 };
 use resolve::resolve;
 
