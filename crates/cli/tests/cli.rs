@@ -51,6 +51,8 @@ fn render_json_output_is_a_kubernetes_list() {
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["kind"], "List");
     assert_eq!(v["items"].as_array().map(Vec::len), Some(3));
+    // byte for byte serde_json's pretty form (the output is written without serde_json)
+    assert_eq!(out, serde_json::to_string_pretty(&v).expect("json") + "\n");
 }
 
 #[test]

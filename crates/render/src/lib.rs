@@ -23,6 +23,7 @@ pub mod compositions;
 pub mod crd;
 mod emit;
 pub mod error;
+pub mod json_out;
 pub mod merge;
 pub mod migrate;
 mod normalize;

@@ -71,9 +71,8 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     crate::cli::Format::Yaml => to_yaml_stream(&r.objects).len(),
                     crate::cli::Format::Json => {
                         json.clear();
-                        serde_json::to_writer(&mut json, &r.objects)
-                            .map(|()| json.len())
-                            .unwrap_or_default()
+                        asya_render::json_out::write_json_array(&r.objects, false, 0, &mut json);
+                        json.len()
                     }
                 };
             }

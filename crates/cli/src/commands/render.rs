@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use asya_render::{Diagnostics, Rendered, render, to_yaml_stream};
-use serde_json::json;
 
 use crate::cli::{Format, InputArgs, RenderArgs};
 use crate::commands::manifests;
@@ -74,10 +73,13 @@ pub fn format_objects(objects: &[serde_json::Value], format: Format) -> String {
     match format {
         Format::Yaml => to_yaml_stream(objects),
         Format::Json => {
-            let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-            let mut s = serde_json::to_string_pretty(&list).unwrap_or_default();
-            s.push('\n');
-            s
+            // serde_json's pretty form of a `v1 List` holding the objects, written around
+            // them rather than copying them into one.
+            let mut s =
+                b"{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": ".to_vec();
+            asya_render::json_out::write_json_array(objects, true, 1, &mut s);
+            s.extend_from_slice(b"\n}\n");
+            String::from_utf8(s).unwrap_or_default()
         }
     }
 }
