@@ -160,10 +160,9 @@ enum Frame {
         anchor: usize,
         /// The key read, waiting for its value (with the key's position).
         key: Option<(String, Pos)>,
-        /// Keys set by `<<` merges, which explicit keys may override.
+        /// Keys set by `<<` merges, which explicit keys may override: any other key already
+        /// in `map` is written twice.
         merged: Vec<String>,
-        /// Where each explicit key was first seen.
-        seen: HashMap<String, Pos>,
     },
     Seq {
         items: Vec<Value>,
@@ -249,7 +248,6 @@ impl Loader<'_> {
                             anchor,
                             key: None,
                             merged: Vec::new(),
-                            seen: HashMap::new(),
                         }
                     } else {
                         Frame::Seq {
@@ -294,9 +292,7 @@ impl Loader<'_> {
                         anchors.insert(anchor, value.clone());
                     }
                     nodes += 1;
-                    if let Some(path) = self.child_path(&stack, at) {
-                        positions.0.entry(path).or_insert(at);
-                    }
+                    self.note_item(&stack, at, &mut positions);
                     if !self.add(&mut stack, &mut root, value, at, &mut positions) {
                         return;
                     }
@@ -326,9 +322,7 @@ impl Loader<'_> {
                         *key = Some((key_text(&value), at));
                         continue;
                     }
-                    if let Some(path) = self.child_path(&stack, at) {
-                        positions.0.entry(path).or_insert(at);
-                    }
+                    self.note_item(&stack, at, &mut positions);
                     if !self.add(&mut stack, &mut root, value, at, &mut positions) {
                         return;
                     }
@@ -356,11 +350,24 @@ impl Loader<'_> {
         )
     }
 
+    /// Notes where a scalar or alias about to be added starts, when it is a list item or the
+    /// document. A mapping's field is noted by [`Self::add`], at its key.
+    fn note_item(&mut self, stack: &[Frame], at: Pos, positions: &mut Positions) {
+        if matches!(stack.last(), None | Some(Frame::Seq { .. }))
+            && let Some(path) = self.child_path(stack, at)
+        {
+            positions.0.entry(path).or_insert(at);
+        }
+    }
+
     /// The path of the value about to be added to the top frame.
     fn child_path(&mut self, stack: &[Frame], at: Pos) -> Option<String> {
         match stack.last() {
             None => Some(String::new()),
-            Some(Frame::Seq { items, path, .. }) => Some(format!("{path}[{}]", items.len())),
+            Some(Frame::Seq { items, path, .. }) => {
+                let mut index = itoa::Buffer::new();
+                Some([path.as_str(), "[", index.format(items.len()), "]"].concat())
+            }
             Some(Frame::Map {
                 key: Some((k, _)),
                 path,
@@ -404,7 +411,6 @@ impl Loader<'_> {
                 path,
                 key,
                 merged,
-                seen,
                 ..
             }) => {
                 let Some((k, key_at)) = key.take() else {
@@ -441,8 +447,9 @@ impl Loader<'_> {
                     return true;
                 }
                 let field = join(path, &k);
-                if let Some(first) = seen.get(&k) {
-                    let first = *first;
+                if map.contains_key(&k) && !merged.contains(&k) {
+                    // The first one's key position, noted below when it was added.
+                    let first = positions.0.get(&field).copied().unwrap_or(key_at);
                     let mut e = parse(
                         self.source,
                         &field,
@@ -456,7 +463,6 @@ impl Loader<'_> {
                     self.errs.push(e);
                     return true;
                 }
-                seen.insert(k.clone(), key_at);
                 positions.0.insert(field, key_at);
                 merged.retain(|m| m != &k);
                 map.insert(k, value);
@@ -470,7 +476,7 @@ fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
-        format!("{path}.{key}")
+        [path, ".", key].concat()
     }
 }
 
@@ -646,6 +652,27 @@ mod tests {
             .expect("duplicate");
         let s = e.to_string();
         assert!(s.contains("t.yaml:3:1: a: expected each key once"), "{s}");
+        assert!(s.contains("first at line 1"), "{s}");
+    }
+
+    #[test]
+    fn a_merged_key_is_overridden_once_and_a_mapping_written_twice_names_its_first_key() {
+        let twice = "base: &b {x: 1}\nitem:\n  <<: *b\n  x: 2\n  x: 3\n";
+        let s = load_stream("t.yaml", twice, Limits::default())
+            .err()
+            .expect("duplicate")
+            .to_string();
+        assert!(
+            s.contains("t.yaml:5:3: item.x: expected each key once"),
+            "{s}"
+        );
+        assert!(s.contains("first at line 4"), "{s}");
+        let nested = "a:\n  b: 1\nc: 0\na:\n  b: 2\n";
+        let s = load_stream("t.yaml", nested, Limits::default())
+            .err()
+            .expect("duplicate")
+            .to_string();
+        assert!(s.contains("t.yaml:4:1: a: expected each key once"), "{s}");
         assert!(s.contains("first at line 1"), "{s}");
     }
 
