@@ -8,7 +8,8 @@
 #   bash crates/render/benches/kustomize.sh [N]        (N defaults to 1000)
 #
 # Uses $ASYA_BIN, else target/dist/asya (the shipped build: profile `dist`, render-only,
-# mimalloc; built if missing, see BENCHMARKS.md), and the `kubectl` on PATH (kustomize is built into kubectl >= 1.14).
+# mimalloc; built if missing, see BENCHMARKS.md), and the `kubectl` on PATH (kustomize is
+# built into kubectl >= 1.14).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 cd "$ROOT"
