@@ -65,6 +65,14 @@ fi
 timeout 120 rabbitmqctl -q start_app >/dev/null 2>&1 || true
 wait_port 5672 60 || { log "RabbitMQ not listening"; exit 1; }
 log "RabbitMQ ready on 127.0.0.1:5672"
+# Tests never delete their queues (a killed test could not anyway), so every run left about
+# 150 behind. A policy lets the broker drop a queue of a generated test namespace once it
+# has been unused for 10 minutes: `asya-` (or a delay queue's `asya.delay.N.asya-`), then a
+# test prefix with the pid, time or random suffix the tests write, then `-`. Names a user or
+# `asya dev` gives (`asya-team-0-echo`) do not match.
+TEST_QUEUES='^(asya\.delay\.[0-9]+\.)?asya-(t[0-9a-f]{6,}|tt[0-9]+-[0-9]+|suite[0-9]+-[0-9]+|gw[tfp][0-9]+x[0-9]+|retry[0-9]+x[0-9]+|dev[0-9]+x[0-9]+|bench[0-9]+(raw|sc)[0-9]+|t-resync-[0-9a-f]{8})-'
+timeout 60 rabbitmqctl -q set_policy --apply-to queues asya-test-queues-expire "$TEST_QUEUES" '{"expires": 600000}' >/dev/null 2>&1 ||
+  log "could not set the broker policy that expires test queues (queues of test runs stay)"
 
 # ---------------------------------------------------------------- PostgreSQL
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
