@@ -170,8 +170,8 @@ pub(crate) fn sort_keys(v: &mut Value) {
     }
 }
 
-/// [`canonicalize`], and whether a list Kubernetes merges by key holds one key twice
-/// (see `listmaps`). Scalars are not visited.
+/// [`canonicalize`]'s walk, returning whether a list Kubernetes merges by key holds one key
+/// twice (see `listmaps`). Scalars are not visited.
 fn canonicalize_finding_duplicates(v: &mut Value) -> bool {
     let mut found = false;
     match v {
@@ -213,14 +213,8 @@ fn tidy(m: &mut Map<String, Value>) {
 /// Recursively sorts keys and drops `null` members, so output bytes depend only on content.
 /// In place: `sort_keys` reorders the map's entries without rebuilding it.
 pub fn canonicalize(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            tidy(m);
-            m.values_mut().for_each(canonicalize);
-        }
-        Value::Array(a) => a.iter_mut().for_each(canonicalize),
-        _ => {}
-    }
+    // One walk for both: whether a keyed list holds a key twice is not asked here.
+    canonicalize_finding_duplicates(v);
 }
 
 #[cfg(test)]
