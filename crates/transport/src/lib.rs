@@ -45,9 +45,8 @@ pub struct Delivery {
 /// Opaque per-transport settle handle.
 #[derive(Debug, Clone)]
 pub enum DeliveryHandle {
-    /// AMQP acker bound to the consumer's channel (it knows when that
-    /// channel has died, so a stale delivery is never acked on a new one).
-    Amqp(lapin::Acker),
+    /// AMQP delivery of the consumer's channel ([`rabbitmq::AmqpHandle`]).
+    Amqp(rabbitmq::AmqpHandle),
     /// SQS receipt handle.
     Sqs(String),
     /// In-memory queue and delivery tag ([`memory`], `asya dev`).

@@ -15,7 +15,9 @@
 //!   its last message has dead-lettered for at least 15 minutes.
 //!
 //! Data path: one connection consumes (manual ack, prefetch = concurrency)
-//! and feeds deliveries into a bounded channel; another publishes with
+//! and feeds deliveries into a bounded channel; acks are coalesced per
+//! channel ([`acks`]: one `multiple` ack for a run of finished deliveries);
+//! another connection publishes with
 //! publisher confirms (`mandatory`, persistent, delivery mode 2) and waits for
 //! the confirm of every message. Both reconnect with exponential backoff; the
 //! broker redelivers what was unacked on a dead consumer channel. A delivery
@@ -41,7 +43,10 @@ use lapin::{
 use tokio::sync::{Mutex, Notify};
 
 use crate::{Delivery, DeliveryHandle, QueueAdmin, QueueDepth, Transport, TransportError};
+use acks::{AckBook, Refused};
 use asya_contract::QueueNaming;
+
+mod acks;
 
 /// How long an idle delay queue outlives the TTL of its last message.
 const DELAY_QUEUE_GRACE: Duration = Duration::from_secs(15 * 60);
@@ -49,6 +54,8 @@ const DELAY_QUEUE_GRACE: Duration = Duration::from_secs(15 * 60);
 const PUBLISH_ATTEMPTS: u32 = 3;
 /// Cap of the reconnect backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long [`Transport::close`] waits for the consumer to send its last acks.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -65,6 +72,9 @@ pub struct RabbitMqConfig {
     pub prefetch: u16,
     /// Name shown in the broker's connection list.
     pub connection_name: String,
+    /// Coalesce consumer acks ([`acks`]); false sends one `basic.ack` per
+    /// message through lapin's own acker, as a plain lapin consumer does.
+    pub coalesce_acks: bool,
 }
 
 impl RabbitMqConfig {
@@ -77,6 +87,7 @@ impl RabbitMqConfig {
             naming: QueueNaming::Namespaced,
             prefetch: 1,
             connection_name: "asya".into(),
+            coalesce_acks: true,
         }
     }
 }
@@ -107,6 +118,16 @@ fn conn_err(context: &str, err: impl std::fmt::Display) -> TransportError {
     TransportError::Connection(format!("{context}: {err}"))
 }
 
+/// How a RabbitMQ delivery is settled: lapin's acker (which knows when its
+/// channel has died, so a stale delivery is never acked on a new one) and,
+/// when acks are coalesced, the ledger of its channel.
+#[derive(Debug, Clone)]
+pub struct AmqpHandle {
+    acker: lapin::Acker,
+    tag: u64,
+    book: Option<Arc<AckBook>>,
+}
+
 /// A live publishing channel and the connection it belongs to.
 struct Publisher {
     conn: Connection,
@@ -124,6 +145,8 @@ pub struct RabbitMq {
     /// wakes one waiting slot directly (no lock handed from slot to slot).
     deliveries: Option<flume::Receiver<Delivery>>,
     consumer_up: Arc<AtomicBool>,
+    /// The consumer task, awaited on close so its last acks go out.
+    consumer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     stop: Arc<Notify>,
     stopped: Arc<AtomicBool>,
 }
@@ -137,6 +160,7 @@ impl RabbitMq {
             publisher: Mutex::new(None),
             deliveries: None,
             consumer_up: Arc::new(AtomicBool::new(false)),
+            consumer: std::sync::Mutex::new(None),
             stop: Arc::new(Notify::new()),
             stopped: Arc::new(AtomicBool::new(false)),
         };
@@ -162,7 +186,10 @@ impl RabbitMq {
             stop: this.stop.clone(),
             stopped: this.stopped.clone(),
         };
-        tokio::spawn(task.run());
+        let running = tokio::spawn(task.run());
+        if let Ok(mut c) = this.consumer.lock() {
+            *c = Some(running);
+        }
         Ok(this)
     }
 
@@ -341,8 +368,8 @@ impl Transport for RabbitMq {
             };
             // A delivery from a channel that died meanwhile can no longer be
             // acked; the broker has requeued it already.
-            if let DeliveryHandle::Amqp(acker) = &d.handle
-                && !acker.usable()
+            if let DeliveryHandle::Amqp(h) = &d.handle
+                && !h.acker.usable()
             {
                 continue;
             }
@@ -361,27 +388,37 @@ impl Transport for RabbitMq {
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), TransportError> {
-        let DeliveryHandle::Amqp(acker) = &delivery.handle else {
+        let DeliveryHandle::Amqp(h) = &delivery.handle else {
             return Err(TransportError::Settle("not an AMQP delivery".into()));
         };
-        match acker.ack(BasicAckOptions::default()).await {
+        if let Some(book) = &h.book {
+            return book
+                .mark(h.tag, true)
+                .map_err(|r| TransportError::Settle(r.to_string()));
+        }
+        match h.acker.ack(BasicAckOptions::default()).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(TransportError::Settle(
-                "channel closed before the ack; the broker redelivers the message".into(),
-            )),
+            Ok(false) => Err(TransportError::Settle(Refused::ChannelGone.to_string())),
             Err(e) => Err(TransportError::Settle(e.to_string())),
         }
     }
 
     async fn requeue(&self, delivery: &Delivery) -> Result<(), TransportError> {
-        let DeliveryHandle::Amqp(acker) = &delivery.handle else {
+        let DeliveryHandle::Amqp(h) = &delivery.handle else {
             return Err(TransportError::Settle("not an AMQP delivery".into()));
         };
+        if let Some(book) = &h.book {
+            return match book.mark(h.tag, false) {
+                // The channel is gone: the broker requeues on its own.
+                Ok(()) | Err(Refused::ChannelGone) => Ok(()),
+                Err(r) => Err(TransportError::Settle(r.to_string())),
+            };
+        }
         let opts = BasicNackOptions {
             requeue: true,
             ..BasicNackOptions::default()
         };
-        match acker.nack(opts).await {
+        match h.acker.nack(opts).await {
             Ok(true) => Ok(()),
             // The channel is gone: the broker requeues on its own.
             Ok(false) => Ok(()),
@@ -408,6 +445,14 @@ impl Transport for RabbitMq {
         self.stopped.store(true, Ordering::SeqCst);
         self.stop.notify_waiters();
         self.stop.notify_one();
+        let consumer = self.consumer.lock().ok().and_then(|mut c| c.take());
+        if let Some(consumer) = consumer
+            && tokio::time::timeout(CLOSE_WAIT, consumer).await.is_err()
+        {
+            tracing::warn!(
+                "the consumer did not stop in time; the broker redelivers what it did not ack"
+            );
+        }
         let p = self.publisher.lock().await.take();
         if let Some(p) = p {
             let _ = p.conn.close(200, "sidecar shutdown".into()).await;
@@ -615,26 +660,57 @@ impl ConsumerTask {
             .map_err(|e| conn_err("start consuming", e))?;
         self.up.store(true, Ordering::Relaxed);
         *backoff = Duration::from_millis(100);
-        tracing::info!(queue = %self.queue, prefetch = self.cfg.prefetch, "consuming");
+        tracing::info!(queue = %self.queue, prefetch = self.cfg.prefetch, coalesce_acks = self.cfg.coalesce_acks, "consuming");
+        let acks = self.cfg.coalesce_acks.then(|| {
+            // Done deliveries held behind a slow one take up at most a
+            // quarter of the prefetch window.
+            let book = Arc::new(AckBook::new(usize::from(self.cfg.prefetch / 4).max(1)));
+            let acker = tokio::spawn(book.clone().run(ch.clone()));
+            (book, acker)
+        });
+        let book = acks.as_ref().map(|(b, _)| b);
+        let ended = self.forward(&mut consumer, book).await;
+        // Sends the last acks (on stop: of everything settled; on failure the
+        // channel is gone and the broker redelivers).
+        if let Some((book, acker)) = acks {
+            book.close(acker).await;
+        }
+        ended?;
+        self.shut(&conn, &ch, &consumer).await
+    }
+
+    /// Hands deliveries to the slots until stopped (`Ok`) or the consumer fails.
+    async fn forward(
+        &self,
+        consumer: &mut lapin::Consumer,
+        book: Option<&Arc<AckBook>>,
+    ) -> Result<(), TransportError> {
         loop {
             let next = tokio::select! {
                 next = consumer.next() => next,
-                _ = self.stop.notified() => return self.shut(&conn, &ch, &consumer).await,
+                _ = self.stop.notified() => return Ok(()),
             };
             match next {
                 Some(Ok(d)) => {
+                    if let Some(book) = book {
+                        book.received(d.delivery_tag);
+                    }
                     let delivery = Delivery {
                         body: Bytes::from(d.data),
-                        handle: DeliveryHandle::Amqp(d.acker),
+                        handle: DeliveryHandle::Amqp(AmqpHandle {
+                            acker: d.acker,
+                            tag: d.delivery_tag,
+                            book: book.cloned(),
+                        }),
                         redelivered: d.redelivered,
                     };
                     tokio::select! {
                         sent = self.tx.send_async(delivery) => if sent.is_err() {
-                            return self.shut(&conn, &ch, &consumer).await;
+                            return Ok(());
                         },
                         // The undelivered message is requeued by the broker
                         // when the connection closes.
-                        _ = self.stop.notified() => return self.shut(&conn, &ch, &consumer).await,
+                        _ = self.stop.notified() => return Ok(()),
                     }
                 }
                 Some(Err(e)) => return Err(conn_err("consumer", e)),

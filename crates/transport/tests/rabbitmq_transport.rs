@@ -99,3 +99,60 @@ async fn queue_admin_is_idempotent_and_counts_ready_messages() {
     t.ensure_queue(&queue).await.unwrap();
     t.delete_queue(&queue).await.unwrap();
 }
+
+/// Acks are coalesced (`multiple`) per channel: settled out of order, with a
+/// requeue in the middle and one delivery never settled, exactly the
+/// requeued and the unsettled messages come back, and nothing acked does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalesced_acks_settle_exactly_the_marked_deliveries() {
+    let Some(mut cfg) = config() else { return };
+    cfg.prefetch = 16;
+    let t = RabbitMq::consume(cfg.clone(), "coalesce").await.unwrap();
+    for i in 0..8 {
+        t.publish("coalesce", Bytes::from(format!("m{i}")), Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..8 {
+        let d = tokio::time::timeout(Duration::from_secs(10), t.receive())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push(d);
+    }
+    let body = |d: &asya_transport::Delivery| String::from_utf8(d.body.to_vec()).unwrap();
+    assert_eq!(body(&got[0]), "m0");
+    // m6 stays unsettled; m3 goes back; the rest are acked out of order.
+    for i in [5, 1, 7, 0, 2, 4] {
+        t.ack(&got[i]).await.unwrap();
+    }
+    t.requeue(&got[3]).await.unwrap();
+    assert!(
+        t.ack(&got[5]).await.is_err(),
+        "a delivery is settled only once"
+    );
+    let again = tokio::time::timeout(Duration::from_secs(10), t.receive())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body(&again), "m3");
+    assert!(again.redelivered);
+    t.ack(&again).await.unwrap();
+    t.close().await;
+    // A new consumer finds only the never-settled m6.
+    let t = RabbitMq::consume(cfg, "coalesce").await.unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(10), t.receive())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body(&d), "m6");
+    t.ack(&d).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), t.receive())
+            .await
+            .is_err(),
+        "an acked message came back"
+    );
+    t.close().await;
+}

@@ -165,6 +165,8 @@ async fn bench_raw(args: &Args, conc: usize, samples: usize) -> Result<(f64, f64
     let ns = format!("bench{}raw{conc}", std::process::id());
     let mut cfg = RabbitMqConfig::new(args.rabbitmq.clone(), ns);
     cfg.prefetch = u16::try_from(conc).unwrap_or(u16::MAX);
+    // A plain lapin consumer: one ack per message.
+    cfg.coalesce_acks = false;
     let fwd = Arc::new(RabbitMq::consume(cfg.clone(), "in").await?);
     let mut out_cfg = cfg.clone();
     out_cfg.prefetch = 256;
