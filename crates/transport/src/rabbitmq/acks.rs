@@ -43,7 +43,7 @@ pub(crate) const HOLD_FOR: Duration = Duration::from_millis(20);
 
 /// How long the acker gathers marks after the first one wakes it. A yield
 /// instead (acking what the same batch of confirms settled) cost the sidecar
-/// about 8 % more CPU per message at concurrency 64 (BENCHMARKS.md); acks
+/// 6-13 % more CPU per message at concurrency 64 (BENCHMARKS.md); acks
 /// are off the results' path, so the millisecond delays nothing a user sees.
 const ACK_WINDOW: Duration = Duration::from_millis(1);
 
