@@ -75,6 +75,8 @@ pub(crate) struct Ledger {
     done: usize,
     requeues: usize,
     held_since: Option<Instant>,
+    /// Set by the acker's last pass: a mark after it would never be sent.
+    closed: bool,
 }
 
 impl Ledger {
@@ -83,15 +85,17 @@ impl Ledger {
         self.entries.push_back((tag, Mark::Working));
     }
 
-    /// Marks a delivery done (`true`) or to be requeued (`false`); false when
-    /// the tag is unknown here or was settled already.
-    pub(crate) fn mark(&mut self, tag: u64, done: bool) -> bool {
+    /// Marks a delivery done (`true`) or to be requeued (`false`).
+    pub(crate) fn mark(&mut self, tag: u64, done: bool) -> Result<(), Refused> {
+        if self.closed {
+            return Err(Refused::ChannelGone);
+        }
         let Ok(i) = self.entries.binary_search_by_key(&tag, |e| e.0) else {
-            return false;
+            return Err(Refused::AlreadySettled);
         };
         let mark = &mut self.entries[i].1;
         if *mark != Mark::Working {
-            return false;
+            return Err(Refused::AlreadySettled);
         }
         if done {
             *mark = Mark::Done;
@@ -100,7 +104,12 @@ impl Ledger {
             *mark = Mark::Requeue;
             self.requeues += 1;
         }
-        true
+        Ok(())
+    }
+
+    /// Refuses every later mark (the acker's last pass is being planned).
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
     }
 
     /// Appends the frames to send now to `out` and returns when to plan again
@@ -216,12 +225,14 @@ impl AckBook {
 
     /// Marks a delivery done or to be requeued and wakes the acker.
     pub(crate) fn mark(&self, tag: u64, done: bool) -> Result<(), Refused> {
-        if self.dead.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire) {
+        if self.dead.load(Ordering::Acquire) {
             return Err(Refused::ChannelGone);
         }
-        let marked = self.ledger.lock().is_ok_and(|mut l| l.mark(tag, done));
-        if !marked {
-            return Err(Refused::AlreadySettled);
+        // Checked under the ledger's lock: a mark either makes the acker's
+        // last pass or is refused, never silently dropped.
+        match self.ledger.lock() {
+            Ok(mut l) => l.mark(tag, done)?,
+            Err(_) => return Err(Refused::ChannelGone),
         }
         self.wake.notify_one();
         Ok(())
@@ -262,7 +273,12 @@ impl AckBook {
                 (self.hold_limit, HOLD_FOR)
             };
             again = match self.ledger.lock() {
-                Ok(mut l) => l.plan(Instant::now(), limit, hold, &mut steps),
+                Ok(mut l) => {
+                    if closing {
+                        l.close();
+                    }
+                    l.plan(Instant::now(), limit, hold, &mut steps)
+                }
                 Err(_) => None,
             };
             for step in steps.drain(..) {
@@ -320,13 +336,13 @@ mod tests {
         let mut l = ledger(1..=5);
         let now = Instant::now();
         for t in [2, 1, 3] {
-            assert!(l.mark(t, true));
+            assert_eq!(l.mark(t, true), Ok(()));
         }
         assert_eq!(plan(&mut l, now, 8), (vec![ack(3, true)], None));
         // Nothing new: nothing to send.
         assert_eq!(plan(&mut l, now, 8), (vec![], None));
-        assert!(l.mark(4, true));
-        assert!(l.mark(5, true));
+        assert_eq!(l.mark(4, true), Ok(()));
+        assert_eq!(l.mark(5, true), Ok(()));
         assert_eq!(plan(&mut l, now, 8).0, vec![ack(5, true)]);
         assert!(l.entries.is_empty());
     }
@@ -335,10 +351,10 @@ mod tests {
     fn a_done_delivery_behind_an_unfinished_one_waits_then_goes_alone() {
         let mut l = ledger(1..=4);
         let t0 = Instant::now();
-        assert!(l.mark(3, true));
+        assert_eq!(l.mark(3, true), Ok(()));
         // Held: delivery 1 is still being worked on.
         assert_eq!(plan(&mut l, t0, 8), (vec![], Some(t0 + HOLD_FOR)));
-        assert!(l.mark(2, true));
+        assert_eq!(l.mark(2, true), Ok(()));
         // Still inside the hold, measured from the first held one.
         let t1 = t0 + HOLD_FOR / 2;
         assert_eq!(plan(&mut l, t1, 8), (vec![], Some(t0 + HOLD_FOR)));
@@ -348,7 +364,7 @@ mod tests {
             vec![ack(2, false), ack(3, false)]
         );
         // When 1 finishes, the multiple ack names 1 only (2 and 3 are sent).
-        assert!(l.mark(1, true));
+        assert_eq!(l.mark(1, true), Ok(()));
         assert_eq!(plan(&mut l, t1, 8), (vec![ack(1, true)], None));
         assert_eq!(l.entries.iter().map(|e| e.0).collect::<Vec<_>>(), [4]);
     }
@@ -358,17 +374,17 @@ mod tests {
         let mut l = ledger(1..=4);
         let now = Instant::now();
         for t in [2, 3] {
-            assert!(l.mark(t, true));
+            assert_eq!(l.mark(t, true), Ok(()));
         }
         assert_eq!(plan(&mut l, now, 3).0, vec![]);
-        assert!(l.mark(4, true));
+        assert_eq!(l.mark(4, true), Ok(()));
         assert_eq!(
             plan(&mut l, now, 3).0,
             vec![ack(2, false), ack(3, false), ack(4, false)]
         );
         // Closing (limit 0) sends whatever is done.
         let mut l = ledger(1..=2);
-        assert!(l.mark(2, true));
+        assert_eq!(l.mark(2, true), Ok(()));
         assert_eq!(plan(&mut l, now, 0).0, vec![ack(2, false)]);
     }
 
@@ -376,12 +392,12 @@ mod tests {
     fn a_requeue_is_sent_before_the_multiple_ack_that_covers_it() {
         let mut l = ledger(1..=4);
         let now = Instant::now();
-        assert!(l.mark(1, true));
-        assert!(l.mark(2, false));
-        assert!(l.mark(3, true));
+        assert_eq!(l.mark(1, true), Ok(()));
+        assert_eq!(l.mark(2, false), Ok(()));
+        assert_eq!(l.mark(3, true), Ok(()));
         assert_eq!(plan(&mut l, now, 8).0, vec![Step::Requeue(2), ack(3, true)]);
         // A requeue behind an unfinished delivery goes out at once.
-        assert!(l.mark(4, false));
+        assert_eq!(l.mark(4, false), Ok(()));
         assert_eq!(plan(&mut l, now, 8), (vec![Step::Requeue(4)], None));
         assert!(l.entries.is_empty());
     }
@@ -389,12 +405,23 @@ mod tests {
     #[test]
     fn a_delivery_is_settled_once_and_only_if_this_channel_delivered_it() {
         let mut l = ledger(1..=2);
-        assert!(l.mark(1, true));
-        assert!(!l.mark(1, true), "done twice");
-        assert!(!l.mark(1, false), "requeued after done");
-        assert!(!l.mark(7, true), "unknown tag");
+        assert_eq!(l.mark(1, true), Ok(()));
+        assert_eq!(l.mark(1, true), Err(Refused::AlreadySettled), "done twice");
+        assert_eq!(
+            l.mark(1, false),
+            Err(Refused::AlreadySettled),
+            "requeued after done"
+        );
+        assert_eq!(l.mark(7, true), Err(Refused::AlreadySettled), "unknown tag");
         assert_eq!(plan(&mut l, Instant::now(), 8).0, vec![ack(1, true)]);
-        assert!(!l.mark(1, true), "acked already");
+        assert_eq!(
+            l.mark(1, true),
+            Err(Refused::AlreadySettled),
+            "acked already"
+        );
+        // After the acker's last pass, a mark is refused, not dropped.
+        l.close();
+        assert_eq!(l.mark(2, true), Err(Refused::ChannelGone));
     }
 
     #[test]
@@ -408,7 +435,7 @@ mod tests {
         let mut sent = Vec::new();
         for chunk in order.chunks(13) {
             for &t in chunk {
-                assert!(l.mark(t, true));
+                assert_eq!(l.mark(t, true), Ok(()));
             }
             let mut out = Vec::new();
             l.plan(now, usize::MAX, HOLD_FOR, &mut out);
