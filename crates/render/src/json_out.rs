@@ -142,15 +142,12 @@ mod tests {
     #[test]
     fn escapes_as_serde_json_does() {
         let s = "tab\there \"quoted\" back\\slash \u{1} \u{1f} nul\u{0} / é 😀 \u{7f}";
+        let v = json!({ s: [s, 1, -2, 0.5, null, true, {}, []] });
         let mut out = Vec::new();
-        write_json(
-            &json!({ s: [s, 1, -2, 0.5, null, true, {}, []] }),
-            false,
-            &mut out,
-        );
+        write_json(&v, false, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            serde_json::to_string(&json!({ s: [s, 1, -2, 0.5, null, true, {}, []] })).unwrap()
+            serde_json::to_string(&v).unwrap()
         );
     }
 }

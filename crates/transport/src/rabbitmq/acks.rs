@@ -31,7 +31,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use lapin::Channel;
@@ -75,7 +74,7 @@ pub(crate) struct Ledger {
     done: usize,
     requeues: usize,
     held_since: Option<Instant>,
-    /// Set by the acker's last pass: a mark after it would never be sent.
+    /// Closed (the channel stops or failed): a later mark would never be sent.
     closed: bool,
 }
 
@@ -107,7 +106,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// Refuses every later mark (the acker's last pass is being planned).
+    /// Refuses every later mark (the acker's last pass is near).
     pub(crate) fn close(&mut self) {
         self.closed = true;
     }
@@ -199,8 +198,6 @@ impl std::fmt::Display for Refused {
 pub(crate) struct AckBook {
     ledger: Mutex<Ledger>,
     wake: Notify,
-    closing: AtomicBool,
-    dead: AtomicBool,
     hold_limit: usize,
 }
 
@@ -211,8 +208,6 @@ impl AckBook {
         Self {
             ledger: Mutex::new(Ledger::default()),
             wake: Notify::new(),
-            closing: AtomicBool::new(false),
-            dead: AtomicBool::new(false),
             hold_limit,
         }
     }
@@ -223,13 +218,10 @@ impl AckBook {
         }
     }
 
-    /// Marks a delivery done or to be requeued and wakes the acker.
+    /// Marks a delivery done or to be requeued and wakes the acker. Under the
+    /// ledger's lock, so a mark either reaches a pass of the acker or is
+    /// refused (book closed), never silently dropped.
     pub(crate) fn mark(&self, tag: u64, done: bool) -> Result<(), Refused> {
-        if self.dead.load(Ordering::Acquire) {
-            return Err(Refused::ChannelGone);
-        }
-        // Checked under the ledger's lock: a mark either makes the acker's
-        // last pass or is refused, never silently dropped.
         match self.ledger.lock() {
             Ok(mut l) => l.mark(tag, done)?,
             Err(_) => return Err(Refused::ChannelGone),
@@ -238,10 +230,21 @@ impl AckBook {
         Ok(())
     }
 
+    /// Refuses later marks.
+    fn shut(&self) {
+        if let Ok(mut l) = self.ledger.lock() {
+            l.close();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.ledger.lock().map_or(true, |l| l.closed)
+    }
+
     /// Stops taking marks, sends everything marked, and waits for the acker
     /// (`acker`, the task running [`AckBook::run`]) to finish.
     pub(crate) async fn close(&self, acker: tokio::task::JoinHandle<()>) {
-        self.closing.store(true, Ordering::Release);
+        self.shut();
         self.wake.notify_one();
         let _ = acker.await;
     }
@@ -252,7 +255,7 @@ impl AckBook {
         let mut steps = Vec::new();
         let mut again: Option<Instant> = None;
         loop {
-            if !self.closing.load(Ordering::Acquire) {
+            if !self.is_closed() {
                 match again {
                     Some(at) => {
                         tokio::select! {
@@ -266,17 +269,16 @@ impl AckBook {
                 // this pass plans, so one frame acks them all.
                 tokio::time::sleep(ACK_WINDOW).await;
             }
-            let closing = self.closing.load(Ordering::Acquire);
-            let (limit, hold) = if closing {
-                (0, Duration::ZERO)
-            } else {
-                (self.hold_limit, HOLD_FOR)
-            };
+            let mut closed = true;
             again = match self.ledger.lock() {
                 Ok(mut l) => {
-                    if closing {
-                        l.close();
-                    }
+                    closed = l.closed;
+                    // Closed: the last pass sends everything marked.
+                    let (limit, hold) = if closed {
+                        (0, Duration::ZERO)
+                    } else {
+                        (self.hold_limit, HOLD_FOR)
+                    };
                     l.plan(Instant::now(), limit, hold, &mut steps)
                 }
                 Err(_) => None,
@@ -297,12 +299,11 @@ impl AckBook {
                 if let Err(e) = sent {
                     // The broker redelivers every unacked message of a dead channel.
                     tracing::warn!(error = %e, ?step, "settling on the consumer channel failed; the broker redelivers what was not acked");
-                    self.dead.store(true, Ordering::Release);
+                    self.shut();
                     return;
                 }
             }
-            if closing {
-                self.dead.store(true, Ordering::Release);
+            if closed {
                 return;
             }
         }
