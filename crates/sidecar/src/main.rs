@@ -64,14 +64,16 @@ fn run() -> ExitCode {
         }
     };
     asya_sidecar::app::init_logging(&cfg.log_level, &cfg.log_format);
-    // One worker thread unless TOKIO_WORKER_THREADS says otherwise: lapin runs its own
-    // I/O thread, and a second worker mostly added cross-thread wake-ups (measured on 2
-    // cores: 62-63 instead of 70-81 µs of sidecar CPU per message at concurrency 64,
-    // BENCHMARKS.md). A sidecar is usually limited to a fraction of a core anyway.
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        builder.worker_threads(1);
-    }
+    // One thread unless TOKIO_WORKER_THREADS asks for workers: lapin runs its own I/O
+    // threads, and a second worker mostly added cross-thread wake-ups (BENCHMARKS.md, "One
+    // tokio worker"). The current-thread scheduler runs the tasks on the thread that waits
+    // for them, without the multi-thread scheduler's hand-off to a worker (BENCHMARKS.md,
+    // "One thread"). A sidecar is usually limited to a fraction of a core anyway.
+    let mut builder = if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
