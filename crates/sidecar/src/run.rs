@@ -183,30 +183,20 @@ impl<T: Transport> Worker<T> {
     async fn settle(
         &self,
         delivery: Delivery,
-        out: Vec<Outgoing>,
+        mut out: Vec<Outgoing>,
         status: &'static str,
         started: Instant,
         _permit: OwnedSemaphorePermit,
     ) {
-        let sends = out.into_iter().map(|o| async move {
-            let r = self
-                .transport
-                .publish(&o.actor, bytes::Bytes::from(o.body), o.delay)
-                .await;
-            (o.actor, o.message_type, r)
-        });
-        let mut ok = true;
-        for (actor, message_type, r) in join_all(sends).await {
-            match r {
-                Ok(()) => self
-                    .metrics
-                    .sent_to(&actor, message_type, || self.cfg.queue_of(&actor)),
-                Err(e) => {
-                    ok = false;
-                    tracing::error!(to = %actor, error = %e, "publish failed; the message will be requeued");
-                }
-            }
-        }
+        // Most messages have one result: publish it without join_all's boxing and moves.
+        let ok = if out.len() == 1
+            && let Some(o) = out.pop()
+        {
+            self.publish(o).await
+        } else {
+            let sends = out.into_iter().map(|o| self.publish(o));
+            join_all(sends).await.into_iter().all(|ok| ok)
+        };
         if ok {
             match self.transport.ack(&delivery).await {
                 Ok(()) => self.metrics.processed(status),
@@ -219,6 +209,25 @@ impl<T: Transport> Worker<T> {
             self.requeue(&delivery).await;
         }
         self.finish(started);
+    }
+
+    /// Publishes one result and counts it; false when it could not be stored.
+    async fn publish(&self, o: Outgoing) -> bool {
+        let r = self
+            .transport
+            .publish(&o.actor, bytes::Bytes::from(o.body), o.delay)
+            .await;
+        match r {
+            Ok(()) => {
+                self.metrics
+                    .sent_to(&o.actor, o.message_type, || self.cfg.queue_of(&o.actor));
+                true
+            }
+            Err(e) => {
+                tracing::error!(to = %o.actor, error = %e, "publish failed; the message will be requeued");
+                false
+            }
+        }
     }
 
     fn finish(&self, started: Instant) {
