@@ -216,19 +216,35 @@ impl Envelope {
     pub fn stamp(&mut self, phase: &str, reason: Option<&str>, actor: &str) {
         let now = now_rfc3339();
         let s = self.status_mut();
-        s.insert("phase".into(), phase.into());
+        set(s, "phase", phase.into());
         match reason {
-            Some(r) => s.insert("reason".into(), r.into()),
-            None => s.remove("reason"),
+            Some(r) => set(s, "reason", r.into()),
+            None => {
+                s.remove("reason");
+            }
         };
-        s.insert("actor".into(), actor.into());
-        s.entry("created_at").or_insert_with(|| now.clone().into());
-        s.insert("updated_at".into(), now.into());
+        set(s, "actor", actor.into());
+        if !s.contains_key("created_at") {
+            s.insert("created_at".into(), now.clone().into());
+        }
+        set(s, "updated_at", now.into());
     }
 
     /// Records a structured error in `status.error`.
     pub fn set_error(&mut self, error: Value) {
         self.status_mut().insert("error".into(), error);
+    }
+}
+
+/// `map[key] = value`, overwriting in place when the key is there (the usual case for a
+/// status block another actor stamped): no key string is allocated then. The key keeps
+/// its position either way, as with `insert`.
+pub fn set(map: &mut Map<String, Value>, key: &str, value: Value) {
+    match map.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            map.insert(key.to_string(), value);
+        }
     }
 }
 

@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Config;
 use crate::envelope::{
-    Envelope, FIRST_ATTEMPT_HEADER, Route, now_rfc3339, parse_rfc3339, payload_of, sidecar_error,
+    Envelope, FIRST_ATTEMPT_HEADER, Route, now_rfc3339, parse_rfc3339, payload_of, set,
+    sidecar_error,
 };
 use crate::metrics::Metrics;
 use crate::progress::{Reporter, Step, Target};
@@ -339,18 +340,17 @@ impl Router {
     fn begin_attempt(&self, env: &mut Envelope) {
         let from_elsewhere = env.status_str("actor") != Some(self.cfg.actor.as_str());
         if from_elsewhere {
-            env.status_mut().insert("attempt".into(), 1.into());
-            env.headers
-                .insert(FIRST_ATTEMPT_HEADER.into(), now_rfc3339().into());
+            set(env.status_mut(), "attempt", 1.into());
+            set(&mut env.headers, FIRST_ATTEMPT_HEADER, now_rfc3339().into());
         } else {
             env.headers
                 .entry(FIRST_ATTEMPT_HEADER)
                 .or_insert_with(|| now_rfc3339().into());
             let attempt = env.attempt();
-            env.status_mut().insert("attempt".into(), attempt.into());
+            set(env.status_mut(), "attempt", attempt.into());
         }
         env.status_mut().remove("error");
-        env.stamp("processing", None, &self.cfg.actor.clone());
+        env.stamp("processing", None, &self.cfg.actor);
     }
 
     fn route_frames(&self, env: Envelope, frames: Vec<OutFrame>) -> Handled {
@@ -372,7 +372,7 @@ impl Router {
                 payload,
             } = frame;
             let payload = payload.unwrap_or_else(|| RawValue::NULL.to_owned());
-            let route: Route = match route_value.map(serde_json::from_value) {
+            let route: Route = match route_value.map(|r| serde_json::from_str(r.get())) {
                 Some(Ok(r)) => r,
                 _ => {
                     let msg = format!("frame {i} has no valid route");
@@ -415,7 +415,7 @@ impl Router {
             } else {
                 let next = child.route.curr.clone();
                 child.stamp("pending", None, &next);
-                child.status_mut().insert("attempt".into(), 1.into());
+                set(child.status_mut(), "attempt", 1.into());
                 out.push(self.outgoing(&next, &child, "routing"));
             }
         }

@@ -21,7 +21,8 @@ use crate::error::SidecarError;
 /// JSON the runtime wrote; route, headers and status are checked by the router.
 #[derive(Debug, Deserialize)]
 pub struct OutFrame {
-    pub route: Option<Value>,
+    /// Kept raw: the router reads it straight into a route (no tree of values first).
+    pub route: Option<Box<RawValue>>,
     pub headers: Option<Value>,
     pub status: Option<Value>,
     pub payload: Option<Payload>,
