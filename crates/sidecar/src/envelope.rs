@@ -356,4 +356,16 @@ mod tests {
         assert!(t.ends_with('Z') && !t.contains('.'), "{t}");
         assert!(parse_rfc3339(&t).is_some());
     }
+
+    #[test]
+    fn set_overwrites_in_place_and_appends_a_new_key() {
+        let mut m: Map<String, Value> =
+            serde_json::from_str(r#"{"phase":"pending","actor":"a","x":1}"#).unwrap();
+        set(&mut m, "actor", "b".into());
+        set(&mut m, "updated_at", "t".into());
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"phase":"pending","actor":"b","x":1,"updated_at":"t"}"#
+        );
+    }
 }
