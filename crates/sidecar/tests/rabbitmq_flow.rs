@@ -105,6 +105,13 @@ async fn a_timeout_never_blames_the_next_message_with_a_fake_runtime() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_without_a_valid_route_goes_to_sump() {
+    if servers_available(B) {
+        scenarios::a_frame_without_a_valid_route_goes_to_sump(B).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_never_blames_the_next_message_with_the_real_runtime() {
     if servers_available(B) {
         scenarios::a_timeout_never_blames_the_next_message(B, false).await;

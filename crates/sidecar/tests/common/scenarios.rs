@@ -749,6 +749,35 @@ pub async fn a_timeout_never_blames_the_next_message(broker: Broker, fake: bool)
     }
 }
 
+/// A frame whose route is not a route (a runtime breaking the protocol) sends the message
+/// to x-sump as `asya.ProtocolError` naming the frame; it is not routed, dropped or retried.
+pub async fn a_frame_without_a_valid_route_goes_to_sump(broker: Broker) {
+    let mut mesh = Mesh::new(broker).await;
+    mesh.actor_with_runtime("t", "fake_runtime.py", &[]).await;
+    mesh.end_actor("x-sink").await;
+    mesh.end_actor("x-sump").await;
+    let bad = [
+        ("string", json!("nowhere")),
+        ("null", Value::Null),
+        ("number-curr", json!({"prev": [], "curr": 5, "next": []})),
+    ];
+    for (id, route) in &bad {
+        mesh.publish("t", &envelope(id, &["t"], json!({"frame_route": route})))
+            .await;
+    }
+    let sump = mesh.wait_stored("sump", bad.len(), LONG).await;
+    let mut ids: Vec<&str> = sump.iter().filter_map(|e| e["id"].as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["null", "number-curr", "string"]);
+    for e in &sump {
+        let error = status(e, "error");
+        assert_eq!(error["type"], "asya.ProtocolError", "{e}");
+        assert_eq!(error["message"], "frame 0 has no valid route", "{e}");
+    }
+    let sink = mesh.store.list("succeeded/").await.expect("list");
+    assert!(sink.is_empty(), "{sink:?}");
+}
+
 /// Log lines about an x-sump envelope carry the original id and the id of
 /// the envelope x-sump receives.
 pub async fn sump_log_lines_carry_both_ids(broker: Broker) {

@@ -4,7 +4,8 @@ a call that runs past the request's `deadline_ms` is answered with a terminal
 `asya.Timeout` error, after which the process exits (Kubernetes, here the
 test, restarts it). One invocation at a time, like a runtime with concurrency
 1 and a sync handler. The handler echoes the payload after sleeping
-`payload["sleep"]` seconds.
+`payload["sleep"]` seconds; `payload["frame_route"]`, when present, is sent as the
+frame's route instead of the next step (a runtime breaking the protocol).
 """
 
 import json
@@ -68,6 +69,9 @@ def invoke(conn, req):
         frame = {"payload": env["payload"], "headers": env.get("headers") or {},
                  "route": {"prev": route["prev"] + [route["curr"]],
                            "curr": nxt[0] if nxt else "", "next": nxt[1:]}}
+        if "frame_route" in env["payload"]:
+            # A runtime that breaks the protocol: this as the frame's route, as is.
+            frame["route"] = env["payload"]["frame_route"]
         send(conn, {"type": "frame", "frame": frame})
         send(conn, {"type": "done", "frames": 1})
 
