@@ -14,6 +14,23 @@ use crate::run::{Worker, build_handler};
 use crate::runtime_client::RuntimeClient;
 use crate::shutdown::Shutdown;
 
+/// The sidecar's tokio runtime: tokio's current-thread scheduler, or the multi-thread one
+/// when `workers_asked` (tokio's `TOKIO_WORKER_THREADS` is set; tokio reads the count).
+///
+/// One thread by default: lapin runs its own I/O threads, and a second worker mostly added
+/// cross-thread wake-ups (BENCHMARKS.md, "One tokio worker"). The current-thread scheduler
+/// runs the tasks on the thread that waits for them, without the multi-thread scheduler's
+/// hand-off to a worker (BENCHMARKS.md, "One thread"). A sidecar is usually limited to a
+/// fraction of a core anyway.
+pub fn tokio_runtime(workers_asked: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if workers_asked {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build()
+}
+
 /// Sets up JSON (or text) logs at `ASYA_LOG_LEVEL`.
 pub fn init_logging(level: &str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
@@ -186,4 +203,21 @@ fn spawn_signal_handler(shutdown: Shutdown) {
         }
         shutdown.trigger();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::runtime::RuntimeFlavor;
+
+    #[test]
+    fn one_thread_unless_workers_are_asked_for() {
+        let flavor = |asked| {
+            super::tokio_runtime(asked)
+                .unwrap()
+                .handle()
+                .runtime_flavor()
+        };
+        assert_eq!(flavor(false), RuntimeFlavor::CurrentThread);
+        assert_eq!(flavor(true), RuntimeFlavor::MultiThread);
+    }
 }

@@ -64,17 +64,8 @@ fn run() -> ExitCode {
         }
     };
     asya_sidecar::app::init_logging(&cfg.log_level, &cfg.log_format);
-    // One thread unless TOKIO_WORKER_THREADS asks for workers: lapin runs its own I/O
-    // threads, and a second worker mostly added cross-thread wake-ups (BENCHMARKS.md, "One
-    // tokio worker"). The current-thread scheduler runs the tasks on the thread that waits
-    // for them, without the multi-thread scheduler's hand-off to a worker (BENCHMARKS.md,
-    // "One thread"). A sidecar is usually limited to a fraction of a core anyway.
-    let mut builder = if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let rt = match builder.enable_all().build() {
+    let workers_asked = std::env::var_os("TOKIO_WORKER_THREADS").is_some();
+    let rt = match asya_sidecar::app::tokio_runtime(workers_asked) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("asya-sidecar: tokio runtime: {e}");
