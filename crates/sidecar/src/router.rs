@@ -343,9 +343,9 @@ impl Router {
             set(env.status_mut(), "attempt", 1.into());
             set(&mut env.headers, FIRST_ATTEMPT_HEADER, now_rfc3339().into());
         } else {
-            env.headers
-                .entry(FIRST_ATTEMPT_HEADER)
-                .or_insert_with(|| now_rfc3339().into());
+            if !env.headers.contains_key(FIRST_ATTEMPT_HEADER) {
+                set(&mut env.headers, FIRST_ATTEMPT_HEADER, now_rfc3339().into());
+            }
             let attempt = env.attempt();
             set(env.status_mut(), "attempt", attempt.into());
         }
